@@ -1,0 +1,17 @@
+# The two commands of the README. Each one sets the environment up first (a no-op
+# taking seconds when .venv is current; see tools/setup_env.sh).
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test data
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup
+	$(PY) tools/demo.py
+
+test: setup
+	$(PY) -m pytest -q -ra --durations=15 tests $(PYTEST_ARGS)
+
+data: setup
+	$(PY) tools/generate_shapes.py --out data/shapes

@@ -1,0 +1,40 @@
+"""Builds the PrRoIPool extension ``gan_mask_rcnn.ops._C``.
+
+Metadata lives in setup.cfg. A ``CUDAExtension`` (CPU + CUDA kernels) is built when
+torch was built with CUDA and a toolkit is found (or ``FORCE_CUDA=1``); otherwise a
+``CppExtension`` with the CPU kernel only, so a machine without a GPU still installs.
+"""
+import glob
+import os
+import os.path as osp
+
+from setuptools import setup
+from torch.utils.cpp_extension import (CUDA_HOME, BuildExtension, CppExtension,
+                                       CUDAExtension)
+import torch
+
+CSRC = osp.join('projects', 'gan_mask_rcnn', 'gan_mask_rcnn', 'ops', 'csrc')
+
+
+def make_extension():
+    sources = sorted(glob.glob(osp.join(CSRC, '*.cpp')) +
+                     glob.glob(osp.join(CSRC, 'cpu', '*.cpp')))
+    if not sources:
+        return []
+    include_dirs = [osp.abspath(osp.join(CSRC, 'common'))]
+    cxx_flags = ['-O3', '-std=c++17']
+    with_cuda = (torch.version.cuda is not None and CUDA_HOME is not None) \
+        or os.getenv('FORCE_CUDA', '0') == '1'
+    if with_cuda:
+        sources += sorted(glob.glob(osp.join(CSRC, 'cuda', '*.cu')))
+        return [CUDAExtension(
+            'gan_mask_rcnn.ops._C', sources, include_dirs=include_dirs,
+            define_macros=[('WITH_CUDA', None)],
+            extra_compile_args={'cxx': cxx_flags, 'nvcc': ['-O3', '-std=c++17']})]
+    return [CppExtension(
+        'gan_mask_rcnn.ops._C', sources, include_dirs=include_dirs,
+        extra_compile_args={'cxx': cxx_flags})]
+
+
+setup(ext_modules=make_extension(),
+      cmdclass={'build_ext': BuildExtension.with_options(use_ninja=True)})

@@ -1,0 +1,68 @@
+"""The synthetic shapes generator: deterministic, valid COCO, masks agree with boxes."""
+import hashlib
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from gan_mask_rcnn.synthetic_shapes import SHAPE_CLASSES, generate_shapes
+
+
+def _digest(root, split):
+    h = hashlib.sha256()
+    with open(osp.join(root, 'annotations', f'{split}.json'), 'rb') as f:
+        h.update(f.read())
+    coco = json.load(open(osp.join(root, 'annotations', f'{split}.json')))
+    for img in coco['images']:
+        with open(osp.join(root, img['file_name']), 'rb') as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    for name, seed in (('a', 3), ('b', 3), ('c', 4)):
+        generate_shapes(str(tmp_path / name), num_images=3, size=64, seed=seed)
+    assert _digest(tmp_path / 'a', 'train') == _digest(tmp_path / 'b', 'train')
+    assert _digest(tmp_path / 'a', 'train') != _digest(tmp_path / 'c', 'train')
+
+
+def test_coco_is_valid_and_masks_agree_with_boxes(tmp_path):
+    root = str(tmp_path)
+    generate_shapes(root, num_images=12, size=96, seed=0, split='val', num_classes=3)
+    coco = COCO(osp.join(root, 'annotations', 'val.json'))
+    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(SHAPE_CLASSES[:3])
+    assert len(coco.getImgIds()) == 12
+    labels = set()
+    for img_id in coco.getImgIds():
+        info = coco.loadImgs(img_id)[0]
+        assert osp.exists(osp.join(root, info['file_name']))
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
+        union = np.zeros((96, 96), np.int32)
+        for ann in anns:
+            mask = coco.annToMask(ann).astype(bool)
+            ys, xs = np.nonzero(mask)
+            # COCO boxes are [x, y, w, h] of the pixel extent.
+            expected = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            np.testing.assert_allclose(ann['bbox'], expected)
+            assert ann['area'] == mask.sum() and ann['iscrowd'] == 0
+            union += mask
+            labels.add(ann['category_id'])
+        assert union.max() <= 1, 'visible masks of one image must not overlap (occlusion)'
+    assert labels == {1, 2, 3}
+
+
+def test_occlusion_happens(tmp_path):
+    """Some instance is cut by a later shape: its mask is not one filled outline."""
+    generate_shapes(str(tmp_path), num_images=20, size=96, seed=1, max_instances=6)
+    coco = json.load(open(tmp_path / 'annotations' / 'train.json'))
+    fill = [a['area'] / (a['bbox'][2] * a['bbox'][3]) for a in coco['annotations']]
+    assert min(fill) < 0.3 and len(coco['annotations']) > 40
+
+
+@pytest.mark.parametrize('kwargs', [dict(num_classes=1), dict(num_classes=5),
+                                    dict(num_images=0), dict(size=8)])
+def test_bad_arguments(tmp_path, kwargs):
+    with pytest.raises(ValueError):
+        generate_shapes(str(tmp_path), **{**dict(num_images=1, size=64), **kwargs})
