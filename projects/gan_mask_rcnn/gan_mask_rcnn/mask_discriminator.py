@@ -1,0 +1,107 @@
+"""Mask discriminator (SegAN-style critic) of GAN Mask R-CNN (thesis section 3.2.2).
+
+Takes a mask multiplied element-wise with the 28x28 RoI features of its box (fake:
+``sigmoid`` of the mask logits of the ground-truth class; real: the mask target),
+and returns the input and the outputs of its five conv layers, flattened, weighted
+and concatenated. The generator makes the real and fake vectors close in L1, the
+critic pushes them apart (eq. 3.4, ``L_D = -L_G``).
+"""
+from typing import Sequence
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, OptMultiConfig
+from .discriminator_utils import build_conv_stack, check_roi_features
+
+
+@MODELS.register_module()
+class MaskDiscriminator(BaseModule):
+    """SegAN critic: five conv layers (BN + LeakyReLU each), shrinking resolution.
+
+    ``L_G`` is the mean absolute difference between the real and fake vectors,
+    i.e. eq. 3.4 divided by the vector length (as in the author's code, whose
+    generator weight 0.5 assumes this normalisation).
+
+    Args:
+        in_channels (int): Channels of the RoI features. Defaults to 256.
+        roi_size (int): Side of the masks and RoI features. Defaults to 28.
+        channels (Sequence[int]): Output channels of the five conv layers.
+        strides (Sequence[int]): Their strides; the defaults go 28 -> 14 -> 7 ->
+            4 -> 2 -> 2 (a 1x1 last layer would break BatchNorm for one RoI).
+        layer_weights (Sequence[float]): Weights of the input and of each layer's
+            output in the concatenation, ``len(channels) + 1`` values. Defaults to
+            the author's ``(1, 1, 2, 2, 2, 4)``.
+        loss_weight (float): Weight of the generator term ``L_G`` in the
+            detector's loss (0.5 in the author's code). ``L_D`` is unweighted.
+        norm_cfg (dict): Norm layer config. Defaults to BN.
+        act_cfg (dict): Activation config. Defaults to LeakyReLU(0.2).
+        init_cfg (dict or list[dict], optional): Initialization config.
+    """
+
+    def __init__(self,
+                 in_channels: int = 256,
+                 roi_size: int = 28,
+                 channels: Sequence[int] = (64, 128, 128, 128, 128),
+                 strides: Sequence[int] = (2, 2, 2, 2, 1),
+                 layer_weights: Sequence[float] = (1, 1, 2, 2, 2, 4),
+                 loss_weight: float = 0.5,
+                 norm_cfg: ConfigType = dict(type='BN'),
+                 act_cfg: ConfigType = dict(type='LeakyReLU', negative_slope=0.2),
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.convs = build_conv_stack(in_channels, roi_size, channels, strides,
+                                      norm_cfg, act_cfg)
+        if len(layer_weights) != len(channels) + 1:
+            raise ValueError(f'layer_weights needs len(channels) + 1 = {len(channels) + 1} '
+                             f'values (input + each layer), got {tuple(layer_weights)}')
+        if loss_weight < 0:
+            raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+        self.in_channels = in_channels
+        self.roi_size = roi_size
+        self.layer_weights = tuple(float(w) for w in layer_weights)
+        self.loss_weight = loss_weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Hierarchical features of masked RoI features.
+
+        Args:
+            x (Tensor): Mask times RoI features, (N, in_channels, roi_size, roi_size).
+
+        Returns:
+            Tensor: The weighted, flattened input and layer outputs concatenated,
+            shape (N, M) with M = sum of the flattened sizes.
+        """
+        check_roi_features(x, self.in_channels, self.roi_size, 'MaskDiscriminator')
+        feats = [self.layer_weights[0] * x.flatten(1)]
+        for weight, conv in zip(self.layer_weights[1:], self.convs):
+            x = conv(x)
+            feats.append(weight * x.flatten(1))
+        return torch.cat(feats, dim=1)
+
+    def distance(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Mean absolute difference ``mean |D(real) - D(fake)|``.
+
+        Args:
+            real (Tensor): Ground-truth mask times features, (N, C, S, S), N >= 1.
+            fake (Tensor): Predicted mask times features, (N, C, S, S).
+
+        Returns:
+            Tensor: Scalar distance.
+        """
+        return (self(real) - self(fake)).abs().mean()
+
+    def loss_generator(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Unweighted generator loss ``L_G`` (eq. 3.4); no gradient through ``real``.
+
+        Call it with the critic frozen (``requires_grad_(False)``).
+        """
+        with torch.no_grad():
+            real_vec = self(real)
+        return (real_vec - self(fake)).abs().mean()
+
+    def loss_discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Critic loss ``L_D = -L_G`` on detached inputs; scalar."""
+        return -self.distance(real, fake)

@@ -1,0 +1,146 @@
+"""BoxDiscriminator and MaskDiscriminator: shapes, losses against their formulas
+(thesis eq. 3.2-3.4), gradients against finite differences, and bad input."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gan_mask_rcnn.box_discriminator import BoxDiscriminator
+from gan_mask_rcnn.mask_discriminator import MaskDiscriminator
+
+SMALL = dict(in_channels=4, roi_size=12, channels=(3, 3, 4, 4, 4))
+
+
+def _log_sigmoid(z):
+    """log(1 / (1 + e^-z)) from math, element by element."""
+    return torch.tensor([-math.log1p(math.exp(-v)) if v > -30 else v
+                         for v in z.tolist()], dtype=torch.float64)
+
+
+def test_box_discriminator_architecture_and_shapes():
+    d = BoxDiscriminator()
+    convs = list(d.convs)
+    assert len(convs) == 5
+    for conv in convs:  # each conv is followed by BatchNorm and LeakyReLU
+        assert isinstance(conv.bn, nn.BatchNorm2d)
+        assert isinstance(conv.activate, nn.LeakyReLU)
+    out = d(torch.randn(3, 256, 28, 28))
+    assert out.shape == (3,)
+    # A single box still trains (BatchNorm sees a 4x4 map per channel).
+    assert d(torch.randn(1, 256, 28, 28)).shape == (1,)
+
+
+def test_box_losses_match_eq_3_2_and_3_3():
+    torch.manual_seed(0)
+    d = BoxDiscriminator(**SMALL).double()
+    real, fake = torch.randn(5, 4, 12, 12).double(), torch.randn(6, 4, 12, 12).double()
+    zr, zf = d(real).detach(), d(fake).detach()  # train-mode BN: batch statistics
+    p_fake = torch.sigmoid(zf)
+    loss_g = d.loss_generator(fake)
+    assert loss_g.item() == pytest.approx((-_log_sigmoid(zf)).mean().item(), rel=1e-10)
+    out = d.loss_discriminator(real, fake)
+    expected_d = (-_log_sigmoid(zr)).mean() - torch.log1p(-p_fake).mean()
+    assert out['loss'].item() == pytest.approx(expected_d.item(), rel=1e-10)
+    assert out['acc_real'].item() == pytest.approx((zr > 0).double().mean().item())
+    assert out['acc_fake'].item() == pytest.approx((zf < 0).double().mean().item())
+
+
+def test_box_discriminator_learns_a_separable_problem():
+    torch.manual_seed(0)
+    d = BoxDiscriminator(**SMALL)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    # Real: a bright block at the centre (a well-placed box); fake: shifted. The
+    # difference is spatial, as for boxes (BatchNorm removes per-batch channel means).
+    real_mask, fake_mask = torch.zeros(12, 12), torch.zeros(12, 12)
+    real_mask[3:9, 3:9] = 2
+    fake_mask[5:11, 0:6] = 2
+    for _ in range(40):
+        real = torch.randn(8, 4, 12, 12) * 0.5 + real_mask
+        fake = torch.randn(8, 4, 12, 12) * 0.5 + fake_mask
+        out = d.loss_discriminator(real, fake)
+        opt.zero_grad()
+        out['loss'].backward()
+        opt.step()
+    assert out['acc_real'].item() == 1.0 and out['acc_fake'].item() == 1.0
+    assert out['loss'].item() < 0.2
+
+
+def test_mask_discriminator_output_is_weighted_concatenation():
+    torch.manual_seed(0)
+    weights = (1, 1, 2, 2, 2, 4)
+    d = MaskDiscriminator(**SMALL, strides=(2, 2, 2, 1, 1), layer_weights=weights)
+    x = torch.randn(2, 4, 12, 12)
+    out = d(x)
+    # sizes: input 4*12*12, then 3*6*6, 3*3*3, 4*2*2, 4*2*2, 4*2*2
+    sizes = [4 * 144, 3 * 36, 3 * 9, 4 * 4, 4 * 4, 4 * 4]
+    assert out.shape == (2, sum(sizes))
+    assert torch.equal(out[:, :sizes[0]], x.flatten(1))
+    # the last block is 4 x the last layer's output
+    last = x
+    for conv in d.convs:
+        last = conv(last)
+    assert torch.allclose(out[:, -sizes[-1]:], 4 * last.flatten(1))
+    resolutions = [12]
+    for conv in d.convs:
+        resolutions.append((resolutions[-1] - 1) // conv.conv.stride[0] + 1)
+    assert resolutions == [12, 6, 3, 2, 2, 2]  # shrinking resolution
+
+
+def test_mask_losses_match_eq_3_4():
+    torch.manual_seed(0)
+    d = MaskDiscriminator(**SMALL).double()
+    real, fake = torch.randn(3, 4, 12, 12).double(), torch.randn(3, 4, 12, 12).double()
+    vr, vf = d(real).detach(), d(fake).detach()
+    expected = sum(abs(a - b) for a, b in zip(vr.flatten().tolist(),
+                                              vf.flatten().tolist())) / vr.numel()
+    assert d.loss_generator(real, fake).item() == pytest.approx(expected, rel=1e-10)
+    assert d.loss_discriminator(real, fake).item() == pytest.approx(-expected, rel=1e-10)
+
+
+def test_mask_input_term_alone_is_plain_l1():
+    """With weight 0 on every layer, L_G is the mean |real - fake| of the inputs
+    scaled by (input size) / (vector length)."""
+    d = MaskDiscriminator(**SMALL, layer_weights=(1, 0, 0, 0, 0, 0))
+    real, fake = torch.rand(2, 4, 12, 12), torch.rand(2, 4, 12, 12)
+    m = d(real).shape[1]
+    expected = (real - fake).abs().sum().item() / (2 * m)
+    assert d.loss_generator(real, fake).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['box', 'mask'])
+def test_generator_gradient_matches_finite_differences(kind):
+    """d L_G / d fake against central differences (float64, eval-mode BN)."""
+    torch.manual_seed(0)
+    cls = BoxDiscriminator if kind == 'box' else MaskDiscriminator
+    d = cls(**SMALL).double().eval()
+    d.requires_grad_(False)
+    real = torch.randn(2, 4, 12, 12, dtype=torch.float64)
+    fake = torch.randn(2, 4, 12, 12, dtype=torch.float64, requires_grad=True)
+
+    def loss(f):
+        return d.loss_generator(f) if kind == 'box' else d.loss_generator(real, f)
+
+    loss(fake).backward()
+    direction = torch.randn_like(fake)
+    h = 1e-6
+    numeric = (loss(fake.detach() + h * direction) - loss(fake.detach() - h * direction)) / (2 * h)
+    assert (fake.grad * direction).sum().item() == pytest.approx(numeric.item(), rel=1e-5,
+                                                                  abs=1e-9)
+    assert all(p.grad is None for p in d.parameters())
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+def test_bad_input_names_the_shape(cls):
+    d = cls(**SMALL)
+    with pytest.raises(ValueError, match=r'\(N, 4, 12, 12\), got \(2, 3, 12, 12\)'):
+        d(torch.randn(2, 3, 12, 12))
+    with pytest.raises(ValueError, match='channels=.*strides='):
+        cls(channels=(8, 8), strides=(2,))
+    with pytest.raises(ValueError, match='loss_weight must be >= 0, got -1'):
+        cls(loss_weight=-1)
+
+
+def test_mask_layer_weights_length_is_checked():
+    with pytest.raises(ValueError, match=r'len\(channels\) \+ 1 = 6.*\(1, 2\)'):
+        MaskDiscriminator(layer_weights=(1, 2))
