@@ -1,0 +1,47 @@
+# The GAN parts shared by the GAN Mask R-CNN configs (thesis section 3.2): the box
+# and mask discriminators, the discriminator's optimizer, the GAN training loop and
+# the data-parallel wrapper that runs the model's own train_step on every rank.
+# Loss weights (box 0.025, mask 0.5) and the discriminator's SGD at base_lr / 5
+# (0.002 for the thesis' base lr of 0.01) follow the author's maskrcnn-benchmark code.
+#
+# A GAN config inherits its Mask R-CNN baseline and this file and takes the parts
+# by name (MMEngine forbids a key that two bases both define, so the parts that
+# replace the baseline's `model`, `optim_wrapper` and `train_cfg` are named gan_*):
+#
+#   _base_ = ['./mask-rcnn_r50_fpn_2k_glas.py', '../_base_/gan_mask_rcnn.py']
+#   model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head)
+#   optim_wrapper = dict(_base_.gan_optim_wrapper,
+#                        generator=dict(optimizer=_base_.optim_wrapper.optimizer))
+#   train_cfg = _base_.gan_train_cfg
+gan_roi_head = dict(
+    type='GANRoIHead',
+    box_discriminator=dict(type='BoxDiscriminator', in_channels=256, roi_size=28,
+                           loss_weight=0.025),
+    mask_discriminator=dict(type='MaskDiscriminator', in_channels=256, roi_size=28,
+                            loss_weight=0.5),
+    # Both discriminators see 28x28 PrRoIPool features of every FPN level, max-merged.
+    disc_roi_extractor=dict(type='PrRoIExtractor', output_size=28, out_channels=256,
+                            featmap_strides=[4, 8, 16, 32], level_mode='max'))
+
+# Replaces the baseline's optim_wrapper; a GAN config adds generator=dict(optimizer=
+# <the baseline's optimizer>). `type` is shared by both sides, so mmdet's
+# `tools/train.py --amp` turns both into AmpOptimWrapper (GPU only).
+gan_optim_wrapper = dict(
+    _delete_=True,
+    constructor='GANOptimWrapperConstructor',
+    type='OptimWrapper',
+    discriminator=dict(
+        optimizer=dict(type='SGD', lr=0.002, momentum=0.9, weight_decay=1e-4)))
+
+# Merged into the baseline's IterBasedTrainLoop (max_iters, val_interval stay).
+gan_train_cfg = dict(
+    type='GANIterBasedTrainLoop',
+    adv_start_iter=0,          # adversarial from the first iteration, as the author
+    d_steps=1,                 # discriminator updates per generator update
+    adv_weight_ramp_iters=0)   # full adversarial weights at once
+
+# Multi-process training (`--launcher pytorch|slurm|mpi`) must call
+# GANMaskRCNN.train_step on every rank: MMDistributedDataParallel would run a plain
+# Mask R-CNN step. GradAllReduceDataParallel averages the gradients before each of
+# the generator's and the discriminator's optimizer steps (gloo on CPU, NCCL on GPU).
+model_wrapper_cfg = dict(type='GradAllReduceDataParallel')
