@@ -9,8 +9,9 @@ a DDP wrapper those attributes do not exist and, outside ``forward``, DDP would 
 synchronise their gradients anyway. Torch's DDP also rejects ``device_ids`` (which
 ``Runner.wrap_model`` passes to every DDP subclass) for a CPU module.
 
-:class:`GradAllReduceDataParallel` therefore leaves the model whole. It broadcasts
-the weights of rank 0 once, calls ``module.train_step`` and averages the gradients
+:class:`GradAllReduceDataParallel` therefore leaves the model whole. It copies rank
+0's weights to all ranks at the first training step (after the runner has
+initialised or loaded them), calls ``module.train_step`` and averages the gradients
 over all processes right before every optimizer step (before gradient clipping and
 AMP unscaling, as DDP would), for every optimizer wrapper of an
 ``OptimWrapperDict``. It works with any backend (gloo on CPU, NCCL on GPU); the
@@ -54,8 +55,7 @@ class GradAllReduceDataParallel(nn.Module):
         self.module = module
         self.broadcast_buffers = broadcast_buffers
         self.bucket_size_mb = bucket_size_mb
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, src=0)
+        self._weights_synced = False
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict]
@@ -70,7 +70,12 @@ class GradAllReduceDataParallel(nn.Module):
         Returns:
             dict[str, Tensor]: The log variables of ``module.train_step``.
         """
-        if self.broadcast_buffers:
+        if not self._weights_synced:
+            # The runner initialises (or loads) the weights after wrapping the model.
+            for tensor in list(self.module.parameters()) + list(self.module.buffers()):
+                dist.broadcast(tensor.data, src=0)
+            self._weights_synced = True
+        elif self.broadcast_buffers:
             for buf in self.module.buffers():
                 dist.broadcast(buf.data, src=0)
         with self._sync_before_step(optim_wrapper):

@@ -1,0 +1,18 @@
+# GAN Mask R-CNN sized for a 2-core CPU on the synthetic shapes set: the baseline
+# mask-rcnn_r18_fpn_shapes-cpu.py (same data, backbone, schedule) plus the GAN parts
+# of ../_base_/gan_mask_rcnn.py (discriminators, D's SGD at base_lr / 5, GAN loop).
+# Unlike the thesis (ImageNet backbone, adversarial from the start), the R18 here
+# starts from scratch, so the first quarter is plain Mask R-CNN and the adversarial
+# weights then ramp up: a CPU-scale choice, not the author's.
+_base_ = ['./mask-rcnn_r18_fpn_shapes-cpu.py', '../_base_/gan_mask_rcnn.py']
+
+model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head)
+optim_wrapper = dict(_base_.gan_optim_wrapper,
+                     generator=dict(optimizer=_base_.optim_wrapper.optimizer,
+                                    clip_grad=_base_.optim_wrapper.clip_grad))
+# Each side follows the baseline's schedule (warm-up, step) on its own lr.
+param_scheduler = dict(_delete_=True, generator=_base_.param_scheduler,
+                       discriminator=_base_.param_scheduler)
+train_cfg = dict(_base_.gan_train_cfg,
+                 adv_start_iter=500,         # plain Mask R-CNN before this iteration
+                 adv_weight_ramp_iters=100)  # then the adversarial weights ramp to full

@@ -1,0 +1,204 @@
+"""RoI head of GAN Mask R-CNN: Mask R-CNN's head plus the two discriminators.
+
+In training, ``loss`` adds the generator's adversarial terms (``loss_g_box``,
+``loss_g_mask``) to Mask R-CNN's losses and keeps the discriminators' inputs,
+detached, for the discriminator step that follows (``discriminator_loss``), so
+that step needs no second forward of the detector. In test mode the head is
+exactly ``StandardRoIHead``: the discriminators are never run.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.models.task_modules.samplers import SamplingResult
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox2roi
+from mmdet.utils import InstanceList, OptConfigType
+
+DISCRIMINATORS = ('box_discriminator', 'mask_discriminator')
+
+
+def _zero_loss(*tensors: Tensor) -> Tensor:
+    """A zero scalar connected to the graph of ``tensors`` (no positives)."""
+    return sum(t.sum() for t in tensors) * 0
+
+
+@MODELS.register_module()
+class GANRoIHead(StandardRoIHead):
+    """``StandardRoIHead`` with a box and/or a mask discriminator.
+
+    Args:
+        box_discriminator (dict, optional): Config of the box discriminator,
+            e.g. ``dict(type='BoxDiscriminator')``.
+        mask_discriminator (dict, optional): Config of the mask discriminator,
+            e.g. ``dict(type='MaskDiscriminator')``. At least one is required.
+        disc_roi_extractor (dict): RoI extractor pooling the discriminators'
+            28x28 inputs from the (detached) FPN features; it must pass gradients
+            to the box coordinates, e.g. ``dict(type='PrRoIExtractor', ...)``.
+        **kwargs: Arguments of ``StandardRoIHead``.
+    """
+
+    def __init__(self,
+                 box_discriminator: OptConfigType = None,
+                 mask_discriminator: OptConfigType = None,
+                 disc_roi_extractor: OptConfigType = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if box_discriminator is None and mask_discriminator is None:
+            raise ValueError(
+                'GANRoIHead needs at least one discriminator: set '
+                "box_discriminator=dict(type='BoxDiscriminator') and/or "
+                "mask_discriminator=dict(type='MaskDiscriminator'), or use "
+                "type='StandardRoIHead' for plain Mask R-CNN")
+        if mask_discriminator is not None and not self.with_mask:
+            raise ValueError('mask_discriminator needs a mask_head, got mask_head=None')
+        if disc_roi_extractor is None:
+            raise ValueError("GANRoIHead needs disc_roi_extractor, e.g. dict(type="
+                             "'PrRoIExtractor', output_size=28, featmap_strides="
+                             "[4, 8, 16, 32], level_mode='max')")
+        self.box_discriminator = (MODELS.build(box_discriminator)
+                                  if box_discriminator is not None else None)
+        self.mask_discriminator = (MODELS.build(mask_discriminator)
+                                   if mask_discriminator is not None else None)
+        self.disc_roi_extractor = MODELS.build(disc_roi_extractor)
+        self.adversarial = True
+        self.adv_weight_scale = 1.0
+        self._disc_inputs: Optional[Dict[str, Tuple[Tensor, ...]]] = None
+
+    def discriminator_names(self) -> List[str]:
+        """Attribute names of the discriminators this head has."""
+        return [name for name in DISCRIMINATORS if getattr(self, name) is not None]
+
+    def discriminators(self) -> List[nn.Module]:
+        """The discriminator modules this head has."""
+        return [getattr(self, name) for name in self.discriminator_names()]
+
+    def loss(self, x: Tuple[Tensor], rpn_results_list: InstanceList,
+             batch_data_samples: SampleList) -> dict:
+        """Mask R-CNN losses, plus ``loss_g_box``/``loss_g_mask`` when adversarial.
+
+        Also keeps the discriminators' detached inputs for ``discriminator_loss``.
+        """
+        self._disc_inputs = {} if self.adversarial else None
+        return super().loss(x, rpn_results_list, batch_data_samples)
+
+    def _pool(self, x: Tuple[Tensor], boxes: List[Tensor]) -> Tensor:
+        """Pool (K, C, S, S) discriminator inputs from detached FPN features.
+
+        Args:
+            x (tuple[Tensor]): FPN features, each (B, C, H, W).
+            boxes (list[Tensor]): Per image, (K_i, 4) boxes (x1, y1, x2, y2) in
+                pixels of the network input; gradients flow to them.
+        """
+        feats = tuple(f.detach() for f in x[:self.disc_roi_extractor.num_inputs])
+        return self.disc_roi_extractor(feats, bbox2roi(boxes))
+
+    def bbox_loss(self, x: Tuple[Tensor],
+                  sampling_results: List[SamplingResult]) -> dict:
+        """``StandardRoIHead.bbox_loss`` plus the box generator term ``loss_g_box``."""
+        bbox_results = super().bbox_loss(x, sampling_results)
+        if self._disc_inputs is None or self.box_discriminator is None:
+            return bbox_results
+        bbox_pred = bbox_results['bbox_pred']
+        fake_boxes = self._decode_positive_boxes(bbox_pred, sampling_results)
+        if sum(len(b) for b in fake_boxes) == 0:
+            loss_g = _zero_loss(bbox_pred)
+        else:
+            fake = self._pool(x, fake_boxes)
+            with torch.no_grad():
+                real = self._pool(x, [res.pos_gt_bboxes for res in sampling_results])
+            self._disc_inputs['box'] = (real, fake.detach())
+            disc = self.box_discriminator
+            loss_g = disc.loss_weight * self.adv_weight_scale * disc.loss_generator(fake)
+        bbox_results['loss_bbox']['loss_g_box'] = loss_g
+        return bbox_results
+
+    def _decode_positive_boxes(self, bbox_pred: Tensor,
+                               sampling_results: List[SamplingResult]) -> List[Tensor]:
+        """Decode the regression of the positive RoIs for their ground-truth class.
+
+        Args:
+            bbox_pred (Tensor): (N, 4 * num_classes) or (N, 4) deltas of all
+                sampled RoIs, image by image, positives first within an image.
+            sampling_results (list[SamplingResult]): One per image.
+
+        Returns:
+            list[Tensor]: Per image, (P_i, 4) boxes with gradients to ``bbox_pred``.
+        """
+        boxes, start = [], 0
+        for res in sampling_results:
+            num_pos = len(res.pos_priors)
+            deltas = bbox_pred[start:start + num_pos]
+            if not self.bbox_head.reg_class_agnostic:
+                deltas = deltas.view(num_pos, -1, 4)[torch.arange(num_pos),
+                                                      res.pos_gt_labels]
+            boxes.append(self.bbox_head.bbox_coder.decode(res.pos_priors, deltas))
+            start += len(res.priors)
+        return boxes
+
+    def mask_loss(self, x: Tuple[Tensor], sampling_results: List[SamplingResult],
+                  bbox_feats: Tensor, batch_gt_instances: InstanceList) -> dict:
+        """``StandardRoIHead.mask_loss`` plus the mask generator term ``loss_g_mask``."""
+        mask_results = super().mask_loss(x, sampling_results, bbox_feats,
+                                         batch_gt_instances)
+        if self._disc_inputs is None or self.mask_discriminator is None:
+            return mask_results
+        mask_pred = mask_results['mask_preds']
+        if len(mask_pred) == 0:
+            loss_g = _zero_loss(mask_pred)
+        else:
+            labels = torch.cat([res.pos_gt_labels for res in sampling_results])
+            if self.mask_head.class_agnostic:
+                labels = torch.zeros_like(labels)
+            fake_mask = mask_pred[torch.arange(len(labels)), labels].sigmoid()[:, None]
+            real_mask = self.mask_head.get_targets(
+                sampling_results, batch_gt_instances, self.train_cfg)[:, None]
+            with torch.no_grad():
+                feats = self._pool(x, [res.pos_priors for res in sampling_results])
+            if feats.shape[-2:] != fake_mask.shape[-2:]:
+                raise ValueError(f'disc_roi_extractor output {tuple(feats.shape[-2:])} must '
+                                 f'match the mask size {tuple(fake_mask.shape[-2:])}')
+            self._disc_inputs['mask'] = (feats, real_mask, fake_mask.detach())
+            disc = self.mask_discriminator
+            loss_g = disc.loss_weight * self.adv_weight_scale * disc.loss_generator(
+                real_mask * feats, fake_mask * feats)
+        mask_results['loss_mask']['loss_g_mask'] = loss_g
+        return mask_results
+
+    def discriminator_loss(self) -> Dict[str, Tensor]:
+        """Discriminator losses on the inputs kept by the last adversarial ``loss``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_d_box``, ``acc_d_box_real``,
+            ``acc_d_box_fake`` (box D) and ``loss_d_mask``, ``dist_d_mask``
+            (mask critic: the real/fake distance it maximises). Without positive
+            samples the losses are zeros connected to the discriminators'
+            parameters and no accuracy or distance is reported.
+        """
+        if self._disc_inputs is None:
+            raise RuntimeError('discriminator_loss needs a preceding loss() call with '
+                               'adversarial training on (set_gan_schedule(adversarial=True))')
+        losses = {}
+        if self.box_discriminator is not None:
+            if 'box' in self._disc_inputs:
+                out = self.box_discriminator.loss_discriminator(*self._disc_inputs['box'])
+                losses.update(loss_d_box=out['loss'], acc_d_box_real=out['acc_real'],
+                              acc_d_box_fake=out['acc_fake'])
+            else:
+                losses['loss_d_box'] = _zero_loss(*self.box_discriminator.parameters())
+        if self.mask_discriminator is not None:
+            if 'mask' in self._disc_inputs:
+                feats, real_mask, fake_mask = self._disc_inputs['mask']
+                loss = self.mask_discriminator.loss_discriminator(
+                    real_mask * feats, fake_mask * feats)
+                losses.update(loss_d_mask=loss, dist_d_mask=-loss.detach())
+            else:
+                losses['loss_d_mask'] = _zero_loss(*self.mask_discriminator.parameters())
+        return losses
+
+    def clear_discriminator_inputs(self) -> None:
+        """Drop the kept discriminator inputs (frees memory between iterations)."""
+        self._disc_inputs = None

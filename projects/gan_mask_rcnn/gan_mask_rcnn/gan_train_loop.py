@@ -1,0 +1,117 @@
+"""Iteration-based training loop that owns the GAN schedule of GAN Mask R-CNN.
+
+Before each iteration it tells the model (``set_gan_schedule``) whether the
+iteration is adversarial (plain Mask R-CNN warm-up before ``adv_start_iter``),
+the factor on the adversarial loss weights (linear ramp) and the number of
+discriminator steps. All of it is a function of the iteration number only, so a
+resumed run follows the same schedule. With ``reseed_every_iter`` the random
+state is also a function of (seed, iteration) only, which makes "N iterations"
+and "N/2, stop, resume, N/2" equal tensor for tensor (``num_workers=0``).
+"""
+import logging
+from typing import Iterator, Sequence
+
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import LOOPS
+from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner.utils import set_random_seed
+
+from .gan_optim_wrapper_constructor import check_gan_optim_wrapper
+
+LOOP_KEYS = ('max_iters', 'val_begin', 'val_interval', 'dynamic_intervals',
+             'adv_start_iter', 'd_steps', 'adv_weight_ramp_iters', 'reseed_every_iter')
+
+
+class _ReseedingIterator:
+    """Reseed Python, NumPy and torch from (seed, loop.iter) before each batch."""
+
+    def __init__(self, iterator: Iterator, loop: 'GANIterBasedTrainLoop', seed: int,
+                 diff_rank_seed: bool) -> None:
+        self._iterator = iterator
+        self._loop = loop
+        self._seed = seed
+        self._diff_rank_seed = diff_rank_seed
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Sequence[dict]:
+        set_random_seed((self._seed + self._loop.iter) % 2**31,
+                        diff_rank_seed=self._diff_rank_seed)
+        return next(self._iterator)
+
+
+@LOOPS.register_module()
+class GANIterBasedTrainLoop(IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` with the GAN schedule.
+
+    Args:
+        runner (Runner): The runner; its model must have ``set_gan_schedule``
+            (e.g. ``GANMaskRCNN``).
+        dataloader (DataLoader or dict): Training dataloader.
+        max_iters (int): Total training iterations.
+        adv_start_iter (int): First adversarial iteration (0-based); earlier
+            iterations are plain Mask R-CNN generator steps. Defaults to 0.
+        d_steps (int): Discriminator updates per generator update. Defaults to 1.
+        adv_weight_ramp_iters (int): The adversarial loss weights grow linearly
+            from ``1 / adv_weight_ramp_iters`` to 1 over this many iterations from
+            ``adv_start_iter``; 0 means full weights at once. Defaults to 0.
+        reseed_every_iter (bool): Reseed the random generators from (seed,
+            iteration) before fetching each batch, for bit-exact resume with
+            ``num_workers=0``. Defaults to False.
+        **kwargs: ``val_begin``, ``val_interval``, ``dynamic_intervals`` of
+            ``IterBasedTrainLoop``.
+    """
+
+    def __init__(self, runner, dataloader, max_iters: int, adv_start_iter: int = 0,
+                 d_steps: int = 1, adv_weight_ramp_iters: int = 0,
+                 reseed_every_iter: bool = False, **kwargs) -> None:
+        unknown = sorted(set(kwargs) - set(LOOP_KEYS))
+        if unknown:
+            raise TypeError(f'GANIterBasedTrainLoop got unknown train_cfg key(s) {unknown}; '
+                            f'allowed keys: {list(LOOP_KEYS)}')
+        for name, value, low in (('adv_start_iter', adv_start_iter, 0), ('d_steps', d_steps, 1),
+                                 ('adv_weight_ramp_iters', adv_weight_ramp_iters, 0)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'set_gan_schedule'):
+            raise TypeError('GANIterBasedTrainLoop needs a model with set_gan_schedule() '
+                            f"(e.g. type='GANMaskRCNN'), got {type(model).__name__}")
+        super().__init__(runner, dataloader, max_iters, **kwargs)
+        self.adv_start_iter = adv_start_iter
+        self.d_steps = d_steps
+        self.adv_weight_ramp_iters = adv_weight_ramp_iters
+        if reseed_every_iter:
+            randomness = runner._randomness_cfg
+            self.dataloader_iterator = _ReseedingIterator(
+                self.dataloader_iterator, self, runner.seed,
+                randomness.get('diff_rank_seed', False))
+
+    def gan_schedule(self, iteration: int) -> dict:
+        """Keyword arguments of ``set_gan_schedule`` for a 0-based ``iteration``."""
+        adversarial = iteration >= self.adv_start_iter
+        scale = 1.0
+        if adversarial and self.adv_weight_ramp_iters > 0:
+            scale = min(1.0, (iteration - self.adv_start_iter + 1) / self.adv_weight_ramp_iters)
+        return dict(adversarial=adversarial, weight_scale=scale if adversarial else 0.0,
+                    d_steps=self.d_steps)
+
+    def run(self) -> None:
+        """Check the optim wrapper, then train as ``IterBasedTrainLoop``."""
+        check_gan_optim_wrapper(self.runner.optim_wrapper)
+        if self.adv_start_iter >= self.max_iters:
+            print_log(f'adv_start_iter={self.adv_start_iter} >= max_iters={self.max_iters}: '
+                      'no adversarial iteration will run', logger='current',
+                      level=logging.WARNING)
+        return super().run()
+
+    def run_iter(self, data_batch: Sequence[dict]) -> None:
+        """Set the GAN schedule of this iteration, then run it."""
+        schedule = self.gan_schedule(self._iter)
+        model = self.runner.model
+        (model.module if is_model_wrapper(model) else model).set_gan_schedule(**schedule)
+        self.runner.message_hub.update_scalar('train/adv_weight_scale',
+                                              schedule['weight_scale'])
+        super().run_iter(data_batch)

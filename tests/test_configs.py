@@ -1,0 +1,114 @@
+"""Every config under configs/ loads and builds its model; thesis schedules are right.
+
+The expected numbers are those of the thesis (section 4), typed in here by hand:
+iterations, lr steps, base lr, images per GPU (2 GPUs), train and test scales
+(shorter side), backbone depth and classes. Each GAN config must equal its
+baseline except for the GAN parts.
+"""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmdet.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
+ALL_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True))
+MODEL_CONFIGS = [c for c in ALL_CONFIGS if '_base_' not in c]
+
+# name: (max_iters, lr steps, lr, images/GPU, train shorter sides, test side, depth, classes)
+THESIS = {
+    'mask-rcnn_r101_fpn_180k_coco': (180000, [120000, 160000], 0.01, 4, (800, 800), 800, 101,
+                                     80),
+    'mask-rcnn_r50_fpn_24k_cityscapes': (24000, [18000], 0.01, 4, (800, 1024), 1024, 50, 8),
+    'mask-rcnn_r50_fpn_2k_glas': (2000, [1500], 0.01, 4, (400, 522), 522, 50, 1),
+    'mask-rcnn_r101_fpn_27k_phone': (27000, [18000, 24000], 0.01, 8, (400, 600), 400, 101,
+                                     11),
+}
+# Keys a GAN config may change relative to its baseline.
+GAN_KEYS = {'model', 'optim_wrapper', 'train_cfg', 'model_wrapper_cfg', 'custom_imports',
+            'gan_roi_head', 'gan_optim_wrapper', 'gan_train_cfg'}
+
+
+def _name(path):
+    return osp.splitext(osp.basename(path))[0]
+
+
+def _dataset(loader):
+    ds = loader.dataset
+    return ds.dataset if ds.type == 'RepeatDataset' else ds
+
+
+def _short_sides(pipeline):
+    """Range of the shorter image side that the Resize/RandomResize step produces."""
+    for t in pipeline:
+        if t['type'] == 'Resize':
+            return min(t['scale']), min(t['scale'])
+        if t['type'] == 'RandomResize':
+            return min(t['scale'][0]), min(t['scale'][1])
+    raise AssertionError(f'no Resize in {pipeline}')
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=[osp.relpath(c, REPO) for c in ALL_CONFIGS])
+def test_config_loads(path):
+    cfg = Config.fromfile(path)
+    assert cfg.filename == path
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS, ids=[_name(c) for c in MODEL_CONFIGS])
+def test_model_builds(path):
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)  # no weights are loaded before init_weights()
+    assert type(model).__name__ == cfg.model.type
+    if cfg.model.type == 'GANMaskRCNN':
+        assert cfg.model_wrapper_cfg.type == 'GradAllReduceDataParallel'
+        assert model.discriminator_names() == ['roi_head.box_discriminator',
+                                               'roi_head.mask_discriminator']
+
+
+@pytest.mark.parametrize('name', sorted(THESIS))
+def test_thesis_schedule(name):
+    iters, steps, lr, per_gpu, train_sides, test_side, depth, classes = THESIS[name]
+    for cfg_name in (name, 'gan-' + name):
+        cfg = Config.fromfile(osp.join(CFG_DIR, cfg_name + '.py'))
+        assert cfg.train_cfg.max_iters == iters
+        multistep = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR']
+        assert len(multistep) == 1 and multistep[0].milestones == steps
+        assert multistep[0].gamma == 0.1 and multistep[0].by_epoch is False
+        optimizer = (cfg.optim_wrapper.generator.optimizer
+                     if 'generator' in cfg.optim_wrapper else cfg.optim_wrapper.optimizer)
+        assert optimizer.type == 'SGD' and optimizer.lr == lr
+        assert cfg.train_dataloader.batch_size == per_gpu
+        assert cfg.auto_scale_lr.base_batch_size == 2 * per_gpu
+        assert _short_sides(_dataset(cfg.train_dataloader).pipeline) == train_sides
+        assert _short_sides(_dataset(cfg.test_dataloader).pipeline) == (test_side, test_side)
+        assert cfg.model.backbone.depth == depth
+        assert cfg.model.backbone.init_cfg.checkpoint == f'torchvision://resnet{depth}'
+        assert cfg.get('load_from') is None
+        assert cfg.model.roi_head.bbox_head.num_classes == classes
+        assert cfg.model.roi_head.mask_head.num_classes == classes
+
+
+@pytest.mark.parametrize('name', sorted(THESIS))
+def test_gan_config_is_baseline_plus_gan_parts(name):
+    base = Config.fromfile(osp.join(CFG_DIR, name + '.py'))
+    gan = Config.fromfile(osp.join(CFG_DIR, f'gan-{name}.py'))
+    for key in set(base.keys()) | set(gan.keys()):
+        if key not in GAN_KEYS:
+            assert gan.get(key) == base.get(key), key
+    assert gan.model.type == 'GANMaskRCNN' and gan.model.roi_head.type == 'GANRoIHead'
+    for key in set(base.model.keys()) - {'type', 'roi_head'}:
+        assert gan.model[key] == base.model[key], f'model.{key}'
+    for key in set(base.model.roi_head.keys()) - {'type'}:
+        assert gan.model.roi_head[key] == base.model.roi_head[key], f'model.roi_head.{key}'
+    assert gan.optim_wrapper.constructor == 'GANOptimWrapperConstructor'
+    assert gan.optim_wrapper.type == 'OptimWrapper'  # what mmdet's --amp expects
+    assert gan.optim_wrapper.generator.optimizer == base.optim_wrapper.optimizer
+    assert gan.optim_wrapper.discriminator.optimizer.lr == base.optim_wrapper.optimizer.lr / 5
+    assert gan.train_cfg.type == 'GANIterBasedTrainLoop'
+    assert {k: v for k, v in gan.train_cfg.items() if k in base.train_cfg and k != 'type'} == {
+        k: v for k, v in base.train_cfg.items() if k != 'type'}
