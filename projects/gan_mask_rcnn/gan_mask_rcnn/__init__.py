@@ -4,11 +4,19 @@ Importing this package registers every module below into the MMEngine/MMDet
 registries; configs pull it in with
 ``custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)``.
 """
+from .box_discriminator import BoxDiscriminator
 from .datasets import GlaSDataset, ShapesDataset
+from .gan_mask_rcnn import GANMaskRCNN
+from .gan_optim_wrapper_constructor import GANOptimWrapperConstructor
+from .gan_roi_head import GANRoIHead
+from .gan_train_loop import GANIterBasedTrainLoop
 from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
+from .mask_discriminator import MaskDiscriminator
 from .synthetic_shapes import SHAPE_CLASSES, generate_shapes
 
 __version__ = '0.1.0'
 
-__all__ = ['GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel', 'SHAPE_CLASSES',
+__all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
+           'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop',
+           'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel', 'SHAPE_CLASSES',
            'generate_shapes']
