@@ -8,17 +8,16 @@ command, printed before it runs; finished steps are skipped on a re-run, so an
 interrupted demo resumes where it stopped.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
 from mmengine.config import Config
 
-from gan_mask_rcnn.config_utils import rescale_schedule
+from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root
+from gan_mask_rcnn.mim_runs import mim_test, mim_train, run_logged
 from gan_mask_rcnn.synthetic_shapes import generate_shapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -42,32 +41,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def run(cmd, log_file):
-    """Run ``cmd``, stream its output (progress) and keep it in ``log_file``."""
-    print('$', ' '.join(cmd), flush=True)
-    with open(log_file, 'w') as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        for line in proc.stdout:
-            log.write(line)
-            if ' - mmengine - ' in line or 'Error' in line:
-                print('   ', line.rstrip()[-160:], flush=True)
-        if proc.wait() != 0:
-            sys.exit(f'step failed ({proc.returncode}): {" ".join(cmd)}; log: {log_file}')
-
-
-def latest_metrics(work_dir):
-    """Metrics that `mim test` wrote to ``<work_dir>/<timestamp>/<timestamp>.json``."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
-    for path in reversed(files):
-        with open(path) as f:
-            lines = [json.loads(line) for line in f if line.strip()]
-        found = [m for m in lines if any(k.startswith('coco/') for k in m)]
-        if found:
-            return {k.split('/', 1)[1]: v for k, v in found[-1].items()}
-    return None
-
-
 def main():
     args = parse_args()
     start = time.time()
@@ -81,34 +54,25 @@ def main():
         work_dir = osp.join(args.work_dir, name)
         cfg = Config.fromfile(config)
         rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 4))
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            cfg[key].dataset.data_root = osp.join(args.data, '')
-        for key in ('val_evaluator', 'test_evaluator'):
-            cfg[key].ann_file = osp.join(args.data, 'annotations', 'val.json')
+        set_data_root(cfg, args.data)
         cfg.randomness = dict(seed=args.seed)
         cfg_file = osp.join(args.work_dir, f'{name}.py')
         cfg.dump(cfg_file)
-        ckpt = osp.join(work_dir, f'iter_{args.iters}.pth')
         print(f'[demo {2 * step + 1}/4] train {name} ({args.iters} iterations, seed {args.seed})',
               flush=True)
-        if not osp.exists(ckpt):
-            resume = ['--resume'] if glob.glob(osp.join(work_dir, 'iter_*.pth')) else []
-            run([sys.executable, '-m', 'mim', 'train', 'mmdet', cfg_file, '--work-dir',
-                 work_dir] + resume, osp.join(args.work_dir, f'train_{name}.log'))
+        ckpt = mim_train(cfg_file, work_dir, args.iters,
+                         osp.join(args.work_dir, f'train_{name}.log'))
         print(f'[demo {2 * step + 2}/4] test {name}', flush=True)
-        test_dir = osp.join(work_dir, 'test')
-        if latest_metrics(test_dir) is None:
-            run([sys.executable, '-m', 'mim', 'test', 'mmdet', cfg_file, '--checkpoint', ckpt,
-                 '--work-dir', test_dir], osp.join(args.work_dir, f'test_{name}.log'))
-        results[name] = latest_metrics(test_dir)
+        results[name] = mim_test(cfg_file, ckpt, osp.join(work_dir, 'test'),
+                                 osp.join(args.work_dir, f'test_{name}.log'))
     print_table(results)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
     compare = osp.join(REPO, 'tools/analysis/compare_models.py')
     if osp.exists(compare):
         out_dir = osp.join(args.work_dir, 'comparison')
-        run([sys.executable, compare,
-             '--configs', osp.join(args.work_dir, 'baseline.py'), osp.join(args.work_dir, 'gan.py'),
+        run_logged([
+            sys.executable, compare, '--configs', osp.join(args.work_dir, 'baseline.py'), osp.join(args.work_dir, 'gan.py'),
              '--checkpoints', osp.join(args.work_dir, 'baseline', f'iter_{args.iters}.pth'),
              osp.join(args.work_dir, 'gan', f'iter_{args.iters}.pth'),
              '--names', 'baseline', 'GAN', '--out-dir', out_dir],

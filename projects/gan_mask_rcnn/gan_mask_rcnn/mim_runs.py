@@ -1,0 +1,77 @@
+"""Run `mim train mmdet` / `mim test mmdet` as subprocesses, resumably, and read metrics.
+
+Shared by the demo (``tools/demo.py``) and the experiment runner
+(``tools/run_experiment.py``): each training or test is exactly the command a user
+would type, its output goes to a log file while its progress lines are echoed, and
+a finished step is skipped on a re-run (an interrupted training resumes from its
+last checkpoint).
+"""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+MIM = [sys.executable, '-m', 'mim']
+
+
+def run_logged(cmd: List[str], log_file: str, echo: str = ' - mmengine - ') -> None:
+    """Run ``cmd``; write all output to ``log_file``; echo lines containing ``echo``.
+
+    Raises:
+        RuntimeError: naming the command and the log when it exits non-zero.
+    """
+    print('$', ' '.join(cmd), flush=True)
+    os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
+    with open(log_file, 'a') as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        for line in proc.stdout:
+            log.write(line)
+            if echo in line or 'Error' in line:
+                print('   ', line.rstrip()[-170:], flush=True)
+        if proc.wait() != 0:
+            raise RuntimeError(f'failed with exit code {proc.returncode}: {" ".join(cmd)} '
+                               f'(log: {log_file})')
+
+
+def mim_train(cfg_file: str, work_dir: str, max_iters: int, log_file: str) -> str:
+    """Train unless ``iter_<max_iters>.pth`` exists; resume from a partial run.
+
+    Returns:
+        str: The final checkpoint path.
+    """
+    ckpt = osp.join(work_dir, f'iter_{max_iters}.pth')
+    if not osp.exists(ckpt):
+        resume = ['--resume'] if glob.glob(osp.join(work_dir, 'iter_*.pth')) else []
+        run_logged(MIM + ['train', 'mmdet', cfg_file, '--work-dir', work_dir] + resume,
+                   log_file)
+    return ckpt
+
+
+def latest_metrics(work_dir: str) -> Optional[Dict[str, float]]:
+    """The last metrics a test run logged in ``<work_dir>/<timestamp>/<timestamp>.json``.
+
+    Keys lose their ``coco/`` prefix, e.g. ``segm_mAP``. None when there are none.
+    """
+    for path in sorted(glob.glob(osp.join(work_dir, '*', '*.json')), reverse=True):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        rows = [r for r in rows if any(k.startswith('coco/') for k in r)]
+        if rows:
+            return {k.split('/', 1)[1]: v for k, v in rows[-1].items() if '/' in k}
+    return None
+
+
+def mim_test(cfg_file: str, checkpoint: str, work_dir: str, log_file: str) -> Dict[str, float]:
+    """Evaluate ``checkpoint`` unless ``work_dir`` already holds its metrics."""
+    metrics = latest_metrics(work_dir)
+    if metrics is None:
+        run_logged(MIM + ['test', 'mmdet', cfg_file, '--checkpoint', checkpoint,
+                          '--work-dir', work_dir], log_file)
+        metrics = latest_metrics(work_dir)
+    if metrics is None:
+        raise RuntimeError(f'no metrics found under {work_dir} (log: {log_file})')
+    return metrics

@@ -1,0 +1,157 @@
+"""Baseline vs GAN Mask R-CNN over several seeds: train, test, tabulate (issue 7).
+
+For each seed, trains the baseline and the GAN CPU config of a data set with the
+same data, schedule and seed (`mim train mmdet`), evaluates both on the test split
+(`mim test mmdet`, bbox / segm / Boundary AP) and writes ``results.json`` and
+``results.md``: mean and standard deviation over seeds and the paired
+GAN-minus-baseline differences. Every step is resumable: re-running the same
+command skips finished runs and resumes cut-off trainings from their checkpoints,
+so it is safe to run in the background::
+
+    nohup python tools/run_experiment.py --dataset glas --seeds 0 1 2 --iters 1000 \
+        > work_dirs/exp_glas.log 2>&1 &
+
+``--val-fraction`` carves a validation split out of the training set (tuning the
+adversarial side must not look at the test split); ``--gan-options`` changes GAN
+config keys, e.g. ``train_cfg.adv_start_iter=200 model.roi_head.mask_adv_weight=1.0``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import time
+
+import numpy as np
+from mmengine.config import Config, DictAction
+
+from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root
+from gan_mask_rcnn.mim_runs import mim_test, mim_train
+from gan_mask_rcnn.synthetic_shapes import generate_shapes
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
+DATASETS = dict(
+    glas=dict(root=osp.join(REPO, '..', 'shared', 'data', 'glas_cc'), img_prefix='images/',
+              train='annotations/train.json', test='annotations/test.json'),
+    shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
+                train='annotations/train.json', test='annotations/val.json'))
+METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
+           'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--dataset', choices=sorted(DATASETS), required=True)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--iters', type=int, default=1000)
+    p.add_argument('--work-dir', default=None)
+    p.add_argument('--val-fraction', type=float, default=0.0,
+                   help='evaluate on this fraction of train (held out), not on test')
+    p.add_argument('--gan-options', nargs='+', action=DictAction, default={},
+                   help='config overrides for the GAN side only')
+    p.add_argument('--options', nargs='+', action=DictAction, default={},
+                   help='config overrides for both sides')
+    return p.parse_args()
+
+
+def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):
+    """Split the training annotations into train/val files (seed 0, by image)."""
+    with open(osp.join(root, train_ann)) as f:
+        coco = json.load(f)
+    ids = sorted(img['id'] for img in coco['images'])
+    rng = np.random.default_rng(0)
+    val_ids = set(rng.choice(ids, max(1, round(fraction * len(ids))), replace=False).tolist())
+    paths = {}
+    for name, keep in (('train', lambda i: i not in val_ids), ('val', lambda i: i in val_ids)):
+        part = dict(coco, images=[im for im in coco['images'] if keep(im['id'])],
+                    annotations=[a for a in coco['annotations'] if keep(a['image_id'])])
+        paths[name] = osp.join(out_dir, f'{name}_split.json')
+        with open(paths[name], 'w') as f:
+            json.dump(part, f)
+    return paths['train'], paths['val']
+
+
+def summarize(runs, seeds):
+    """Mean/std per model and the paired difference for every metric present."""
+    table = {}
+    for key in METRICS:
+        if not all(key in runs[m][s] for m in ('baseline', 'gan') for s in seeds):
+            continue
+        base = np.array([100 * runs['baseline'][s][key] for s in seeds])
+        gan = np.array([100 * runs['gan'][s][key] for s in seeds])
+        diff = gan - base
+        std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+        table[key] = dict(baseline=[float(base.mean()), std(base)],
+                          gan=[float(gan.mean()), std(gan)],
+                          diff=[float(diff.mean()), std(diff)],
+                          per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())))
+    return table
+
+
+def to_markdown(table, args, walls):
+    lines = [f'Dataset `{args.dataset}`, {args.iters} iterations, seeds {args.seeds}, '
+             f'evaluated on {"a held-out part of train" if args.val_fraction else "the test split"}.',
+             '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) |',
+             '|---|---|---|---|---|']
+    for key, row in table.items():
+        lines.append(f'| {key} | {row["baseline"][0]:.1f} ± {row["baseline"][1]:.1f} | '
+                     f'{row["gan"][0]:.1f} ± {row["gan"][1]:.1f} | '
+                     f'{row["diff"][0]:+.1f} ± {row["diff"][1]:.1f} | '
+                     + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' |')
+    lines += ['', 'mean ± sample standard deviation over seeds, AP in %. Mean wall time per '
+              'run (train + test, 2-core CPU): '
+              + ', '.join(f'{k} {np.mean(v) / 60:.1f} min' for k, v in walls.items())]
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    args = parse_args()
+    ds = DATASETS[args.dataset]
+    work = args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}')
+    os.makedirs(work, exist_ok=True)
+    if args.dataset == 'shapes' and not osp.exists(osp.join(ds['root'], ds['test'])):
+        generate_shapes(ds['root'], 128, 256, 0, 'train')
+        generate_shapes(ds['root'], 32, 256, 0, 'val')
+    train_ann, test_ann = ds['train'], ds['test']
+    if args.val_fraction:
+        train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)
+    runs = {'baseline': {}, 'gan': {}}
+    walls = {}
+    for seed in args.seeds:
+        for model in ('baseline', 'gan'):
+            prefix = 'mask-rcnn' if model == 'baseline' else 'gan-mask-rcnn'
+            cfg = Config.fromfile(osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py'))
+            rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 10))
+            set_data_root(cfg, ds['root'], train_ann, test_ann, ds['img_prefix'])
+            cfg.merge_from_dict(args.options)
+            if model == 'gan':
+                cfg.merge_from_dict(args.gan_options)
+            cfg.randomness = dict(seed=seed)
+            run_dir = osp.join(work, f'{model}_seed{seed}')
+            os.makedirs(run_dir, exist_ok=True)
+            cfg_file = osp.join(run_dir, 'config.py')
+            cfg.dump(cfg_file)
+            print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
+            start = time.time()
+            ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
+            runs[model][seed] = mim_test(cfg_file, ckpt, osp.join(run_dir, 'test'),
+                                         osp.join(run_dir, 'test.log'))
+            wall_file = osp.join(run_dir, 'wall_seconds.txt')
+            if not osp.exists(wall_file):  # first completion (a resumed run counts its last part)
+                with open(wall_file, 'w') as f:
+                    f.write(f'{time.time() - start:.0f}\n')
+            with open(wall_file) as f:
+                walls.setdefault(model, []).append(float(f.read()))
+            print(f'[experiment] {model} seed {seed}: segm_mAP '
+                  f'{runs[model][seed].get("segm_mAP")}', flush=True)
+    table = summarize(runs, args.seeds)
+    with open(osp.join(work, 'results.json'), 'w') as f:
+        json.dump(dict(args=vars(args), runs=runs, summary=table), f, indent=2)
+    md = to_markdown(table, args, walls)
+    with open(osp.join(work, 'results.md'), 'w') as f:
+        f.write(md)
+    print(md)
+
+
+if __name__ == '__main__':
+    main()
