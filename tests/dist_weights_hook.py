@@ -3,6 +3,8 @@
 ``DumpRankWeightsHook`` saves every rank's parameters before and after training
 (the checkpoint hook saves rank 0's only) and the model wrapper's class name, so
 that the test can compare the ranks and see that training changed the weights.
+Before training it shifts the weights of ranks other than 0, so that equal weights
+at the end also show that the wrapper copied rank 0's weights.
 """
 import os.path as osp
 
@@ -12,19 +14,26 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 
+def _unwrapped(runner) -> torch.nn.Module:
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
+def _params(runner) -> dict:
+    return {k: v.detach().clone() for k, v in _unwrapped(runner).named_parameters()}
+
+
 @HOOKS.register_module()
 class DumpRankWeightsHook(Hook):
     """Save ``{'wrapper': str, 'init': params, 'final': params}`` to ``rank<r>.pth``."""
 
     def before_train(self, runner) -> None:
-        self.init = self._params(runner)
+        if runner.rank != 0:
+            with torch.no_grad():
+                for param in _unwrapped(runner).parameters():
+                    param.add_(1.0)
+        self.init = _params(runner)
 
     def after_train(self, runner) -> None:
         torch.save(dict(wrapper=type(runner.model).__name__, init=self.init,
-                        final=self._params(runner)),
+                        final=_params(runner)),
                    osp.join(runner.work_dir, f'rank{runner.rank}.pth'))
-
-    @staticmethod
-    def _params(runner) -> dict:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        return {k: v.detach().clone() for k, v in model.named_parameters()}

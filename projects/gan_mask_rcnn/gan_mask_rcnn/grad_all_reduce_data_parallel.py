@@ -10,8 +10,9 @@ synchronise their gradients anyway. Torch's DDP also rejects ``device_ids`` (whi
 ``Runner.wrap_model`` passes to every DDP subclass) for a CPU module.
 
 :class:`GradAllReduceDataParallel` therefore leaves the model whole. It copies rank
-0's weights to all ranks at the first training step (after the runner has
-initialised or loaded them), calls ``module.train_step`` and averages the gradients
+0's parameters and buffers to all ranks at the first training step (DDP does it at
+construction; MMEngine's runner also does it after ``init_weights``), calls
+``module.train_step`` and averages the gradients
 over all processes right before every optimizer step (before gradient clipping and
 AMP unscaling, as DDP would), for every optimizer wrapper of an
 ``OptimWrapperDict``. It works with any backend (gloo on CPU, NCCL on GPU); the
@@ -71,7 +72,6 @@ class GradAllReduceDataParallel(nn.Module):
             dict[str, Tensor]: The log variables of ``module.train_step``.
         """
         if not self._weights_synced:
-            # The runner initialises (or loads) the weights after wrapping the model.
             for tensor in list(self.module.parameters()) + list(self.module.buffers()):
                 dist.broadcast(tensor.data, src=0)
             self._weights_synced = True

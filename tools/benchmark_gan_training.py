@@ -1,0 +1,204 @@
+"""Training and inference cost of GAN Mask R-CNN against its Mask R-CNN baseline.
+
+One run builds both models from their configs and measures, side by side:
+
+- time per training iteration: both models step on the same pre-loaded batches,
+  alternating model by model each iteration (the order flips every iteration) so
+  that load from other processes hits both alike; the GAN iterations are
+  adversarial (generator step + ``d_steps`` discriminator steps);
+- peak memory of training: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
+  peak resident set size (``VmHWM``) of a forked process that builds and trains only
+  that model, minus its size before building it;
+- time per inference (``test_step``, batch 1), alternating the same way.
+
+It prints a Markdown table with medians and GAN / baseline ratios (targets: training
+at most 1.15x in time and memory, inference equal within noise). Example::
+
+    python tools/benchmark_gan_training.py --iters 20
+    python tools/benchmark_gan_training.py \
+        --configs configs/gan_mask_rcnn/mask-rcnn_r50_fpn_2k_glas.py \
+                  configs/gan_mask_rcnn/gan-mask-rcnn_r50_fpn_2k_glas.py --device cuda
+"""
+import argparse
+import copy
+import multiprocessing as mp
+import os.path as osp
+import statistics
+import tempfile
+import time
+from typing import Callable, Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmdet.registry import MODELS
+
+import gan_mask_rcnn  # noqa: F401  (registers the GAN modules)
+from gan_mask_rcnn.config_utils import set_data_root
+from gan_mask_rcnn.synthetic_shapes import generate_shapes
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_CONFIGS = [osp.join(REPO, 'configs', 'gan_mask_rcnn', name) for name in (
+    'mask-rcnn_r18_fpn_shapes-cpu.py', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')]
+
+
+def build_trainable(cfg: Config, device: str):
+    """Model (weights initialised, GAN schedule adversarial) and its optim wrapper."""
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.to(device).train()
+    if hasattr(model, 'set_gan_schedule'):
+        model.set_gan_schedule(adversarial=True, weight_scale=1.0,
+                               d_steps=cfg.train_cfg.get('d_steps', 1))
+    return model, build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+
+
+def load_batches(cfg: Config, split: str, count: int) -> List[dict]:
+    """``count`` batches of the ``{split}_dataloader`` of ``cfg`` (cycled)."""
+    loader_cfg = copy.deepcopy(cfg[f'{split}_dataloader'])
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    batches = []
+    while len(batches) < count:
+        for batch in loader:
+            batches.append(batch)
+            if len(batches) == count:
+                break
+    return batches
+
+
+def interleaved_times(steps: Dict[str, Callable[[dict], None]], batches: List[dict],
+                      warmup: int, sync: Callable[[], None]) -> Dict[str, List[float]]:
+    """Seconds per call of each step on each batch, models alternating per batch."""
+    times = {name: [] for name in steps}
+    names = list(steps)
+    for i, batch in enumerate(batches):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            sync()
+            start = time.perf_counter()
+            steps[name](copy.deepcopy(batch))
+            sync()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _vm_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def _cpu_peak_child(cfg: Config, batches: List[dict], queue) -> None:
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset VmHWM (peak RSS) to the current RSS
+    before = _vm_kib('VmRSS')
+    model, optim = build_trainable(cfg, 'cpu')
+    for batch in batches:
+        model.train_step(copy.deepcopy(batch), optim)
+    queue.put((_vm_kib('VmHWM') - before) / 1024)
+
+
+def peak_train_memory_mib(cfg: Config, batches: List[dict], device: str) -> float:
+    """Peak memory (MiB) of building ``cfg``'s model and training it on ``batches``."""
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        model, optim = build_trainable(cfg, device)
+        for batch in batches:
+            model.train_step(copy.deepcopy(batch), optim)
+        peak = torch.cuda.max_memory_allocated() - start
+        del model, optim
+        return peak / 2**20
+    ctx = mp.get_context('fork')
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_cpu_peak_child, args=(cfg, batches, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[str]]:
+    """Measure the baseline and the GAN config; return the rows of the table."""
+    if iters < 1 or warmup < 0:
+        raise ValueError(f'iters must be >= 1 and warmup >= 0, got {iters}, {warmup}')
+    names = ['baseline', 'gan']
+    train_batches = load_batches(cfgs[0], 'train', warmup + iters)
+    test_batches = load_batches(cfgs[0], 'test', warmup + iters)
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+
+    memory = {n: peak_train_memory_mib(c, train_batches[:warmup + 2], device)
+              for n, c in zip(names, cfgs)}
+    models = {n: build_trainable(c, device) for n, c in zip(names, cfgs)}
+    train = interleaved_times(
+        {n: (lambda b, m=m, o=o: m.train_step(b, o)) for n, (m, o) in models.items()},
+        train_batches, warmup, sync)
+    for model, _ in models.values():
+        model.eval()
+    with torch.no_grad():
+        infer = interleaved_times(
+            {n: (lambda b, m=m: m.test_step(b)) for n, (m, _) in models.items()},
+            test_batches, warmup, sync)
+
+    rows = []
+    for label, values, unit in (('train time / iter', train, 's'),
+                                ('train peak memory', memory, 'MiB'),
+                                ('inference time / image', infer, 's')):
+        med = {n: statistics.median(v) if isinstance(v, list) else v
+               for n, v in values.items()}
+        spread = {n: (f' ± {statistics.stdev(v):.3f}' if isinstance(v, list) and len(v) > 1
+                      else '') for n, v in values.items()}
+        fmt = '{:.3f}' if unit == 's' else '{:.0f}'
+        rows.append([f'{label} ({unit})'] +
+                    [fmt.format(med[n]) + spread[n] for n in names] +
+                    [f"{med['gan'] / med['baseline']:.3f}"])
+    return rows
+
+
+def markdown(rows: List[List[str]]) -> str:
+    head = ['metric', 'Mask R-CNN', 'GAN Mask R-CNN', 'GAN / baseline']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--configs', nargs=2, default=DEFAULT_CONFIGS,
+                        metavar=('BASELINE', 'GAN'), help='baseline and GAN configs')
+    parser.add_argument('--iters', type=int, default=20, help='measured iterations')
+    parser.add_argument('--warmup', type=int, default=3, help='unmeasured iterations')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--size', type=int, default=256,
+                        help="image size of the synthetic set generated when the configs' "
+                        'data are absent')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfgs = [Config.fromfile(c) for c in args.configs]
+    with tempfile.TemporaryDirectory() as tmp:
+        train_set = cfgs[0].train_dataloader.dataset
+        if not osp.exists(osp.join(train_set.get('data_root', ''), train_set.ann_file)):
+            print(f'{train_set.ann_file} not found in {train_set.data_root!r}: '
+                  f'using a generated synthetic set ({args.size} px)')
+            for split, num in (('train', 16), ('val', 8)):
+                generate_shapes(tmp, num_images=num, size=args.size, seed=0, split=split)
+            for cfg in cfgs:
+                set_data_root(cfg, tmp)
+        rows = run(cfgs, args.iters, args.warmup, args.device)
+    print(f'device: {args.device}, torch threads: {torch.get_num_threads()}, '
+          f'{args.iters} measured iterations after {args.warmup} warm-up ones')
+    print(markdown(rows))
+
+
+if __name__ == '__main__':
+    main()
