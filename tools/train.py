@@ -6,7 +6,8 @@ addition: MMEngine's ``init_dist`` calls ``torch.cuda.set_device``, which fails
 without CUDA, so when ``torchrun`` starts this script on such a machine it opens
 the process group itself with the gloo backend (the runner then skips its own
 ``init_dist``). With CUDA it does nothing and MMEngine uses ``env_cfg.dist_cfg``
-(NCCL by default). Examples::
+(NCCL by default). ``--amp`` without CUDA stops at once with a message (MMEngine's
+``AmpOptimWrapper`` refuses to run on a CPU). Examples::
 
     python tools/train.py configs/gan_mask_rcnn/gan-mask-rcnn_r18_fpn_shapes-cpu.py
     torchrun --nproc_per_node 2 tools/train.py \
@@ -18,6 +19,7 @@ for multi-process training (``configs/_base_/gan_mask_rcnn.py`` sets it).
 import os
 import os.path as osp
 import runpy
+import sys
 
 import mmdet
 import torch
@@ -42,7 +44,17 @@ def init_cpu_process_group() -> None:
         torch_dist.init_process_group(backend='gloo')
 
 
+def check_amp(argv) -> None:
+    """Exit with a message when ``--amp`` is asked for without CUDA."""
+    if '--amp' in argv and not torch.cuda.is_available():
+        sys.exit('--amp needs a CUDA GPU: MMEngine\'s AmpOptimWrapper (which --amp sets as '
+                 'optim_wrapper.type, for both the generator and the discriminator of a GAN '
+                 'config) refuses to train on a CPU. Drop --amp to train in float32 '
+                 "(optim_wrapper.type='OptimWrapper').")
+
+
 def main() -> None:
+    check_amp(sys.argv[1:])
     init_cpu_process_group()
     runpy.run_path(mmdet_train_script(), run_name='__main__')
 
