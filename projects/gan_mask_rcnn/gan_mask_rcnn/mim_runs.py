@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -17,8 +18,9 @@ from typing import Dict, List, Optional
 MIM = [sys.executable, '-m', 'mim']
 
 
-def run_logged(cmd: List[str], log_file: str, echo: str = ' - mmengine - ') -> None:
-    """Run ``cmd``; write all output to ``log_file``; echo lines containing ``echo``.
+def run_logged(cmd: List[str], log_file: str,
+               echo: str = r'Iter\(|Epoch\(|Error|Traceback') -> None:
+    """Run ``cmd``; write all output to ``log_file``; echo lines matching ``echo``.
 
     Raises:
         RuntimeError: naming the command and the log when it exits non-zero.
@@ -30,8 +32,8 @@ def run_logged(cmd: List[str], log_file: str, echo: str = ' - mmengine - ') -> N
                                 text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
         for line in proc.stdout:
             log.write(line)
-            if echo in line or 'Error' in line:
-                print('   ', line.rstrip()[-170:], flush=True)
+            if re.search(echo, line):
+                print('   ', line.split(' - INFO - ')[-1].rstrip()[:180], flush=True)
         if proc.wait() != 0:
             raise RuntimeError(f'failed with exit code {proc.returncode}: {" ".join(cmd)} '
                                f'(log: {log_file})')
