@@ -1,0 +1,63 @@
+// Host-side argument checks of the PrRoIPool ops, shared by every backend.
+#ifndef PRROI_POOL_CHECKS_H
+#define PRROI_POOL_CHECKS_H
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+namespace gan_mask_rcnn {
+
+// features of `features_shape` (N, C, H, W) with `options` (dtype, device),
+// rois (K, 5) of that dtype and device, a positive output size, and every
+// rois[k, 0] (batch index) truncating to [0, N), as the kernels read it. The
+// index check runs on the host (for CUDA rois it copies the K indices).
+inline void prroi_check_inputs(at::IntArrayRef features_shape,
+                               const at::TensorOptions& options,
+                               const at::Tensor& rois, int64_t pooled_height,
+                               int64_t pooled_width) {
+  TORCH_CHECK(features_shape.size() == 4,
+              "prroi_pool: features must be (N, C, H, W), got shape ",
+              features_shape);
+  TORCH_CHECK(rois.dim() == 2 && rois.size(1) == 5,
+              "prroi_pool: rois must be (K, 5), got shape ", rois.sizes());
+  TORCH_CHECK(options.device() == rois.device(),
+              "prroi_pool: features and rois must be on one device, got ",
+              options.device(), " and ", rois.device());
+  const auto dtype = c10::typeMetaToScalarType(options.dtype());
+  TORCH_CHECK(dtype == rois.scalar_type(),
+              "prroi_pool: features and rois must have one dtype, got ", dtype,
+              " and ", rois.scalar_type());
+  TORCH_CHECK(at::isFloatingType(dtype),
+              "prroi_pool: features must be floating point, got ", dtype);
+  TORCH_CHECK(pooled_height > 0 && pooled_width > 0,
+              "prroi_pool: output_size must be positive, got (", pooled_height,
+              ", ", pooled_width, ")");
+  const auto index = rois.select(1, 0).to(at::kDouble).cpu().contiguous();
+  const double* data = index.const_data_ptr<double>();
+  for (int64_t k = 0; k < index.numel(); ++k)
+    TORCH_CHECK(data[k] > -1 && data[k] < features_shape[0], "prroi_pool: rois[",
+                k, ", 0] (batch index) must be in [0, ", features_shape[0],
+                "), got ", data[k]);
+}
+
+// `name` is (K, C, pooled_height, pooled_width) with the features' options.
+inline void prroi_check_pooled(const at::Tensor& pooled, const char* name,
+                               at::IntArrayRef features_shape,
+                               const at::TensorOptions& options,
+                               const at::Tensor& rois, int64_t pooled_height,
+                               int64_t pooled_width) {
+  const int64_t shape[] = {rois.size(0), features_shape[1], pooled_height,
+                           pooled_width};
+  TORCH_CHECK(pooled.sizes() == at::IntArrayRef(shape), "prroi_pool: ", name,
+              " must have shape ", at::IntArrayRef(shape), ", got ",
+              pooled.sizes());
+  TORCH_CHECK(pooled.scalar_type() == c10::typeMetaToScalarType(options.dtype()) &&
+                  pooled.device() == options.device(),
+              "prroi_pool: ", name, " must be ", options.dtype(), " on ",
+              options.device(), ", got ", pooled.scalar_type(), " on ",
+              pooled.device());
+}
+
+}  // namespace gan_mask_rcnn
+
+#endif  // PRROI_POOL_CHECKS_H

@@ -1,0 +1,178 @@
+// Per-bin math of Precise RoI Pooling, shared by the CPU and CUDA kernels.
+//
+// The feature plane F (H x W) defines a bilinear surface through the grid points
+//   f(x, y) = sum_{j, i} F[j, i] * hat(x - i) * hat(y - j),  hat(t) = max(0, 1 - |t|),
+// with F = 0 outside the map. The surface is separable, so the integral over a
+// bin [x1, x2] x [y1, y2] is sum_{j, i} F[j, i] * wy_j * wx_i with the axis
+// weights w_i = integral of hat(x - i) over [x1, x2] (closed form below). A bin's
+// output is that integral divided by the bin area (0 for an empty bin).
+//
+// Coordinate gradients: d(bin average)/d(edge) = +-(edge average - bin average)
+// / (bin extent), where the edge average is the mean of f along that edge; bin
+// edges depend linearly on the RoI corners (prroi_roi_grad).
+#ifndef PRROI_POOL_UTILS_H
+#define PRROI_POOL_UTILS_H
+
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define PRROI_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define PRROI_HOST_DEVICE inline
+#endif
+
+namespace gan_mask_rcnn {
+
+// Integral of hat(s) for s in [-1, t]: 0 below -1, 1 above 1.
+template <typename T>
+PRROI_HOST_DEVICE T prroi_hat_cdf(T t) {
+  if (t <= T(-1)) return T(0);
+  if (t >= T(1)) return T(1);
+  return t <= T(0) ? T(0.5) * (T(1) + t) * (T(1) + t)
+                   : T(1) - T(0.5) * (T(1) - t) * (T(1) - t);
+}
+
+// Integral of hat(x - i) over x in [lo, hi] (lo <= hi).
+template <typename T>
+PRROI_HOST_DEVICE T prroi_axis_weight(T lo, T hi, int i) {
+  return prroi_hat_cdf(hi - T(i)) - prroi_hat_cdf(lo - T(i));
+}
+
+// Grid indices in [0, size) whose hat function overlaps [lo, hi]; an empty
+// range gives *last < *first. Inputs are clamped before the float->int
+// conversion, so huge coordinates cannot overflow.
+template <typename T>
+PRROI_HOST_DEVICE void prroi_axis_range(T lo, T hi, int size, int* first,
+                                        int* last) {
+  const T bound = T(size) + T(1);
+  lo = lo < T(-2) ? T(-2) : (lo > bound ? bound : lo);
+  hi = hi < T(-2) ? T(-2) : (hi > bound ? bound : hi);
+  const int f = static_cast<int>(floor(lo));
+  const int l = static_cast<int>(ceil(hi));
+  *first = f < 0 ? 0 : f;
+  *last = l > size - 1 ? size - 1 : l;
+}
+
+enum PrRoIState { kPrRoIValid = 0, kPrRoIEmpty = 1, kPrRoINonFinite = 2 };
+
+// Bin extents of a RoI with corners (x1, y1), (x2, y2) on the feature map,
+// split into pooled_h x pooled_w bins. kPrRoINonFinite for a non-finite corner
+// (the RoI pools to NaN), kPrRoIEmpty for a zero bin area (it pools to 0).
+template <typename T>
+PRROI_HOST_DEVICE int prroi_roi_bins(T x1, T y1, T x2, T y2, int pooled_h,
+                                     int pooled_w, T* bw, T* bh) {
+  // v - v is 0 exactly for finite v, NaN for inf and NaN.
+  if (!((x1 - x1) == T(0) && (y1 - y1) == T(0) && (x2 - x2) == T(0) &&
+        (y2 - y2) == T(0)))
+    return kPrRoINonFinite;
+  *bw = (x2 > x1 ? x2 - x1 : T(0)) / T(pooled_w);
+  *bh = (y2 > y1 ? y2 - y1 : T(0)) / T(pooled_h);
+  return *bw * *bh == T(0) ? kPrRoIEmpty : kPrRoIValid;
+}
+
+// Edges of bin p of an axis that starts at `start` with bins of `bin` pixels
+// (mmcv's rounding: lo = start + bin * p, hi = lo + bin).
+template <typename T>
+PRROI_HOST_DEVICE void prroi_bin_edges(T start, T bin, int p, T* lo, T* hi) {
+  *lo = start + bin * T(p);
+  *hi = *lo + bin;
+}
+
+// Linear-interpolation taps at x: f(x) = w0 * F[i0] + w1 * F[i0 + 1].
+template <typename T>
+PRROI_HOST_DEVICE void prroi_interp_taps(T x, int size, int* i0, T* w0,
+                                         T* w1) {
+  const T bound = T(size) + T(1);
+  x = x < T(-2) ? T(-2) : (x > bound ? bound : x);
+  const T fl = floor(x);
+  *i0 = static_cast<int>(fl);
+  *w1 = x - fl;
+  *w0 = T(1) - *w1;
+}
+
+// F[j, i] of a row-major (height x width) plane, 0 outside it.
+template <typename T, typename scalar_t>
+PRROI_HOST_DEVICE T prroi_load(const scalar_t* plane, int height, int width,
+                               int j, int i) {
+  const bool inside = j >= 0 && j < height && i >= 0 && i < width;
+  return inside ? static_cast<T>(plane[j * width + i]) : T(0);
+}
+
+// Average of f over [x1, x2] x [y1, y2] (bw = x2 - x1 > 0, bh = y2 - y1 > 0).
+template <typename T, typename scalar_t>
+PRROI_HOST_DEVICE T prroi_bin_average(const scalar_t* plane, int height,
+                                      int width, T x1, T y1, T x2, T y2, T bw,
+                                      T bh) {
+  int i_first, i_last, j_first, j_last;
+  prroi_axis_range(x1, x2, width, &i_first, &i_last);
+  prroi_axis_range(y1, y2, height, &j_first, &j_last);
+  T sum = T(0);
+  for (int j = j_first; j <= j_last; ++j) {
+    T row = T(0);
+    for (int i = i_first; i <= i_last; ++i)
+      row += prroi_axis_weight(x1, x2, i) *
+             static_cast<T>(plane[j * width + i]);
+    sum += prroi_axis_weight(y1, y2, j) * row;
+  }
+  return sum / (bw * bh);
+}
+
+// Mean of f along the vertical segment x = x, y in [y1, y2] (length bh > 0).
+template <typename T, typename scalar_t>
+PRROI_HOST_DEVICE T prroi_vertical_edge_average(const scalar_t* plane,
+                                                int height, int width, T x,
+                                                T y1, T y2, T bh) {
+  int i0, j_first, j_last;
+  T w0, w1;
+  prroi_interp_taps(x, width, &i0, &w0, &w1);
+  prroi_axis_range(y1, y2, height, &j_first, &j_last);
+  T sum = T(0);
+  for (int j = j_first; j <= j_last; ++j) {
+    const T v = w0 * prroi_load<T>(plane, height, width, j, i0) +
+                w1 * prroi_load<T>(plane, height, width, j, i0 + 1);
+    sum += prroi_axis_weight(y1, y2, j) * v;
+  }
+  return sum / bh;
+}
+
+// Mean of f along the horizontal segment y = y, x in [x1, x2] (length bw > 0).
+template <typename T, typename scalar_t>
+PRROI_HOST_DEVICE T prroi_horizontal_edge_average(const scalar_t* plane,
+                                                  int height, int width, T y,
+                                                  T x1, T x2, T bw) {
+  int j0, i_first, i_last;
+  T w0, w1;
+  prroi_interp_taps(y, height, &j0, &w0, &w1);
+  prroi_axis_range(x1, x2, width, &i_first, &i_last);
+  T sum = T(0);
+  for (int i = i_first; i <= i_last; ++i) {
+    const T v = w0 * prroi_load<T>(plane, height, width, j0, i) +
+                w1 * prroi_load<T>(plane, height, width, j0 + 1, i);
+    sum += prroi_axis_weight(x1, x2, i) * v;
+  }
+  return sum / bw;
+}
+
+// Adds g * d(bin average)/d(roi corner) to grad[0..3] = (x1, y1, x2, y2) of the
+// RoI in input-image pixels. avg: bin average; ex1/ex2: averages along the
+// bin's left/right edges; ey1/ey2: along its top/bottom edges; bw/bh: bin
+// extent on the feature map; (ph, pw) of (pooled_h, pooled_w) bins.
+template <typename T>
+PRROI_HOST_DEVICE void prroi_roi_grad(T g, T avg, T ex1, T ex2, T ey1, T ey2,
+                                      T bw, T bh, int ph, int pw, int pooled_h,
+                                      int pooled_w, T spatial_scale, T* grad) {
+  const T d_bx1 = (avg - ex1) / bw, d_bx2 = (ex2 - avg) / bw;
+  const T d_by1 = (avg - ey1) / bh, d_by2 = (ey2 - avg) / bh;
+  // bx1 = rx1 + (rx2 - rx1) * pw / PW, bx2 = rx1 + (rx2 - rx1) * (pw + 1) / PW.
+  const T ax1 = T(pw) / T(pooled_w), ax2 = T(pw + 1) / T(pooled_w);
+  const T ay1 = T(ph) / T(pooled_h), ay2 = T(ph + 1) / T(pooled_h);
+  const T s = g * spatial_scale;
+  grad[0] += s * (d_bx1 * (T(1) - ax1) + d_bx2 * (T(1) - ax2));
+  grad[1] += s * (d_by1 * (T(1) - ay1) + d_by2 * (T(1) - ay2));
+  grad[2] += s * (d_bx1 * ax1 + d_bx2 * ax2);
+  grad[3] += s * (d_by1 * ay1 + d_by2 * ay2);
+}
+
+}  // namespace gan_mask_rcnn
+
+#endif  // PRROI_POOL_UTILS_H

@@ -1,0 +1,345 @@
+"""Tests of the PrRoIPool op against independent references.
+
+Forward: dense midpoint integration of the bilinear surface
+(``prroi_pool_reference``), with the tolerance from its error bound
+``(1 + 1 / b_min) * max|F| * step**2`` (see that module). Gradients:
+``torch.autograd.gradcheck`` (finite differences) in float64. Registration:
+``torch.library.opcheck`` and ``torch.compile(fullgraph=True)``.
+"""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sysconfig
+
+import pytest
+import torch
+
+from gan_mask_rcnn.ops import PrRoIPool, prroi_pool
+from gan_mask_rcnn.ops.prroi_pool_reference import prroi_pool_reference
+
+DEVICES = [
+    'cpu',
+    pytest.param('cuda', marks=[
+        pytest.mark.cuda,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+    ]),
+]
+STEP = 0.01  # reference sample spacing, feature-map pixels
+CSRC = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects',
+    'gan_mask_rcnn', 'gan_mask_rcnn', 'ops', 'csrc')
+
+# (rois [b, x1, y1, x2, y2] in image pixels, output size, spatial scale) on a
+# (2, 3, 9, 11) map.
+CASES = {
+    'interior': ([[0, 2.3, 1.7, 8.9, 7.2]], (2, 3), 1.0),
+    'partly_outside': ([[1, -3.5, -2.2, 4.1, 3.3]], (3, 2), 1.0),
+    'past_far_edge': ([[0, 7.5, 5.5, 14.0, 11.0]], (2, 2), 1.0),
+    'within_one_pixel_outside': ([[0, -0.9, -0.8, -0.1, -0.2]], 2, 1.0),
+    'wholly_outside': ([[1, 20, 15, 25, 19], [0, -9, -8, -2.5, -1.5]], 2,
+                       1.0),
+    'zero_width': ([[0, 3, 2, 3, 6]], 2, 1.0),
+    'zero_height': ([[1, 3, 2, 7, 2]], 2, 1.0),
+    'inverted': ([[0, 7, 2, 3, 6]], 2, 1.0),
+    'grid_points': ([[0, 2, 1, 6, 5], [1, 0, 0, 10, 8]], 2, 1.0),
+    'subpixel_bins': ([[1, 3.2, 4.1, 3.5, 4.4]], 3, 1.0),
+    'spatial_scale': ([[0, 4.6, 3.4, 17.8, 14.4], [1, -6, 1, 9, 30]], (3, 4),
+                      0.5),
+}
+
+
+def _features(dtype, device, shape=(2, 3, 9, 11)):
+    gen = torch.Generator().manual_seed(0)
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 -
+            1).to(dtype=dtype, device=device)
+
+
+def _tolerance(rois, output_size, scale, features):
+    """The reference's error bound for these rois (valid bins only)."""
+    out_h, out_w = (output_size, ) * 2 if isinstance(output_size,
+                                                     int) else output_size
+    extents = [(r[3] - r[1]) * scale / out_w for r in rois] + \
+        [(r[4] - r[2]) * scale / out_h for r in rois]
+    b_min = min([e for e in extents if e > 0], default=1.0)
+    return (1 + 1 / b_min) * features.abs().max().item() * STEP**2
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('case', list(CASES))
+def test_forward_matches_numerical_integration(case, dtype, device):
+    rois, output_size, scale = CASES[case]
+    feats = _features(dtype, device)
+    boxes = torch.tensor(rois, dtype=dtype, device=device)
+    out = prroi_pool(feats, boxes, output_size, scale)
+    ref = prroi_pool_reference(feats.double().cpu(), boxes.double().cpu(),
+                               output_size, scale, step=STEP)
+    atol = _tolerance(rois, output_size, scale, feats)
+    atol += 1e-5 if dtype == torch.float32 else 0
+    assert out.dtype == dtype and out.shape == ref.shape
+    torch.testing.assert_close(out.double().cpu(), ref, rtol=0, atol=atol)
+
+
+def test_outside_and_empty_bins_are_zero():
+    feats = _features(torch.float64, 'cpu')
+    for case in ('wholly_outside', 'zero_width', 'zero_height', 'inverted'):
+        rois, output_size, scale = CASES[case]
+        out = prroi_pool(feats, torch.tensor(rois, dtype=torch.float64),
+                         output_size, scale)
+        assert torch.count_nonzero(out) == 0, case
+
+
+def test_constant_map_interior_average_is_the_constant():
+    # The surface of a constant map is that constant up to 1 px outside the map.
+    feats = torch.full((1, 2, 6, 7), 3.5, dtype=torch.float64)
+    rois = torch.tensor([[0, 0.0, 0.0, 6.0, 5.0], [0, 1.3, 0.2, 4.9, 3.7]],
+                        dtype=torch.float64)
+    out = prroi_pool(feats, rois, (4, 5))
+    torch.testing.assert_close(out, torch.full_like(out, 3.5))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_empty_rois(device):
+    feats = _features(torch.float32, device).requires_grad_()
+    rois = torch.zeros(0, 5, device=device, requires_grad=True)
+    out = prroi_pool(feats, rois, (3, 4), 0.5)
+    assert out.shape == (0, 3, 3, 4)
+    out.sum().backward()
+    assert torch.count_nonzero(feats.grad) == 0
+    assert rois.grad.shape == (0, 5)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_non_contiguous_input(device):
+    base = _features(torch.float64, device, shape=(2, 3, 11, 9))
+    feats = base.transpose(2, 3)  # (2, 3, 9, 11), not contiguous
+    wide = torch.zeros(2, 10, dtype=torch.float64, device=device)
+    wide[:, ::2] = torch.tensor([[1, 0.7, 3.3, 5.2, 8.1],
+                                 [0, -1.0, 1.5, 2.5, 7.5]])
+    rois = wide[:, ::2]  # (2, 5) with stride 2
+    assert not feats.is_contiguous() and not rois.is_contiguous()
+    out = prroi_pool(feats, rois, (2, 3))
+    ref = prroi_pool_reference(feats.cpu(), rois.cpu(), (2, 3), step=STEP)
+    torch.testing.assert_close(out.cpu(), ref, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('case', [
+    'interior', 'partly_outside', 'past_far_edge', 'grid_points',
+    'subpixel_bins', 'spatial_scale'
+])
+def test_gradcheck_features_and_rois(case, device):
+    rois, output_size, scale = CASES[case]
+    feats = _features(torch.float64, device, shape=(2, 2, 9, 11))
+    boxes = torch.tensor(rois, dtype=torch.float64, device=device)
+    index, coords = boxes[:, :1], boxes[:, 1:].clone()
+
+    def fn(f, c):
+        return prroi_pool(f, torch.cat([index, c], dim=1), output_size, scale)
+
+    assert torch.autograd.gradcheck(
+        fn, (feats.requires_grad_(), coords.requires_grad_()),
+        eps=1e-6, atol=1e-6)
+
+
+def test_roi_gradient_of_batch_index_is_zero():
+    feats = _features(torch.float64, 'cpu')
+    rois = torch.tensor([[1, 2.3, 1.7, 8.9, 7.2]], dtype=torch.float64,
+                        requires_grad=True)
+    prroi_pool(feats, rois, 2).sum().backward()
+    assert rois.grad[0, 0] == 0 and rois.grad[0, 1:].abs().sum() > 0
+
+
+def test_float32_matches_float64():
+    rois = torch.tensor(CASES['spatial_scale'][0])
+    feats = _features(torch.float64, 'cpu', shape=(2, 4, 12, 13))
+    out64 = prroi_pool(feats, rois.double(), 5, 0.5)
+    out32 = prroi_pool(feats.float(), rois.float(), 5, 0.5)
+    torch.testing.assert_close(out32.double(), out64, rtol=0, atol=1e-5)
+
+
+def test_opcheck():
+    feats = _features(torch.float64, 'cpu', shape=(2, 2, 7, 8))
+    rois = torch.tensor([[0, 1.2, 0.5, 5.5, 6.1], [1, -1.0, 2.0, 3.0, 9.0]],
+                        dtype=torch.float64)
+    for feat_grad, roi_grad in [(True, True), (True, False), (False, True)]:
+        args = (feats.clone().requires_grad_(feat_grad),
+                rois.clone().requires_grad_(roi_grad), 3, 2, 0.5)
+        torch.library.opcheck(torch.ops.gan_mask_rcnn.prroi_pool.default,
+                              args)
+
+
+def test_torch_compile_fullgraph():
+    feats = _features(torch.float32, 'cpu').requires_grad_()
+    rois = torch.tensor(CASES['spatial_scale'][0], requires_grad=True)
+
+    def fn(f, r):
+        return prroi_pool(f * 2, r, (3, 4), 0.5).square().sum()
+
+    compiled = torch.compile(fn, fullgraph=True, backend='aot_eager')
+    loss = compiled(feats, rois)
+    grads = torch.autograd.grad(loss, (feats, rois))
+    ref_loss = fn(feats, rois)
+    ref_grads = torch.autograd.grad(ref_loss, (feats, rois))
+    torch.testing.assert_close(loss, ref_loss)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
+def test_nan_features_propagate():
+    feats = _features(torch.float32, 'cpu').requires_grad_()
+    with torch.no_grad():
+        feats[0, 1, 4, 5] = float('nan')
+    rois = torch.tensor([[0, 3.0, 3.0, 8.0, 7.0], [0, 0.0, 0.0, 2.0, 2.0],
+                         [1, 3.0, 3.0, 8.0, 7.0]], requires_grad=True)
+    out = prroi_pool(feats, rois, 2)
+    assert out[0, 1].isnan().any() and not out[0, [0, 2]].isnan().any()
+    assert not out[1:].isnan().any()
+    out.sum().backward()
+    assert feats.grad.isfinite().all()
+    assert rois.grad[0].isnan().any() and rois.grad[1:].isfinite().all()
+
+
+def test_non_finite_roi_pools_to_nan():
+    feats = _features(torch.float32, 'cpu')
+    rois = torch.tensor([[0, float('nan'), 1, 5, 5], [0, 1, 1, float('inf'), 5],
+                         [0, 1, 1, 5, 5]])
+    out = prroi_pool(feats, rois, 2)
+    assert out[:2].isnan().all() and out[2].isfinite().all()
+
+
+@pytest.mark.parametrize('rois, match', [
+    (torch.zeros(3, 4), r'rois must be \(K, 5\), got shape \(3, 4\)'),
+    (torch.zeros(5), r'rois must be \(K, 5\), got shape \(5,\)'),
+    (torch.zeros(1, 5, dtype=torch.float64), 'one dtype.*float32.*float64'),
+], ids=['rois_width_4', 'rois_rank_1', 'rois_dtype'])
+def test_bad_rois_raise(rois, match):
+    with pytest.raises(ValueError, match=match):
+        prroi_pool(torch.zeros(1, 2, 4, 4), rois, 2)
+
+
+@pytest.mark.parametrize('index', [-1.0, 2.0, float('nan')],
+                         ids=['batch_index_negative', 'batch_index_too_large',
+                              'batch_index_nan'])
+def test_batch_index_outside_batch_raises(index):
+    rois = torch.tensor([[0, 0, 0, 2, 2], [index, 0, 0, 2, 2]])
+    with pytest.raises(RuntimeError,
+                       match=rf'rois\[1, 0\] \(batch index\) must be in '
+                       rf'\[0, 2\), got {index:g}'.replace('nan', 'nan')):
+        prroi_pool(torch.zeros(2, 1, 4, 4), rois, 2)
+
+
+@pytest.mark.parametrize('size', [0, -2, (2, 0), (2, 2, 2), 1.5],
+                         ids=['zero', 'negative', 'zero_width', 'three_dims',
+                              'float'])
+def test_bad_output_size_raises(size):
+    with pytest.raises(ValueError, match='output_size must be a positive'):
+        PrRoIPool(size)
+    with pytest.raises(ValueError, match='output_size must be a positive'):
+        prroi_pool(torch.zeros(1, 1, 4, 4), torch.zeros(1, 5), size)
+
+
+def test_other_bad_inputs_raise():
+    rois = torch.zeros(1, 5)
+    with pytest.raises(ValueError, match=r'features must be \(N, C, H, W\), '
+                       r'got shape \(2, 4, 4\)'):
+        prroi_pool(torch.zeros(2, 4, 4), rois, 2)
+    with pytest.raises(ValueError, match='one device, got meta and cpu'):
+        prroi_pool(torch.zeros(1, 1, 4, 4, device='meta'), rois, 2)
+    with pytest.raises(ValueError, match='features dtype must be one of'):
+        prroi_pool(torch.zeros(1, 1, 4, 4).half(), rois.half(), 2)
+    with pytest.raises(ValueError, match='spatial_scale must be positive.*-1'):
+        prroi_pool(torch.zeros(1, 1, 4, 4), rois, 2, -1)
+
+
+def test_op_schema_checks_direct_calls():
+    # The C++ checks guard direct torch.ops calls that skip the Python wrapper.
+    with pytest.raises(RuntimeError, match=r'output_size must be positive, '
+                       r'got \(0, 2\)'):
+        torch.ops.gan_mask_rcnn.prroi_pool(
+            torch.zeros(1, 1, 4, 4), torch.zeros(1, 5), 0, 2, 1.0)
+    with pytest.raises(RuntimeError, match=r'grad_output must have shape'):
+        torch.ops.gan_mask_rcnn.prroi_pool_backward(
+            torch.zeros(2, 1, 2, 2), torch.zeros(1, 5), [1, 1, 4, 4], 2, 2,
+            1.0)
+
+
+def test_module_matches_mmcv_signature():
+    from mmcv.ops import PrRoIPool as MMCVPrRoIPool
+    ours, theirs = PrRoIPool(7, 0.25), MMCVPrRoIPool(7, 0.25)
+    assert repr(ours) == repr(theirs) == \
+        'PrRoIPool(output_size=(7, 7), spatial_scale=0.25)'
+    assert ours.output_size == theirs.output_size
+    feats, rois = _features(torch.float32, 'cpu'), torch.tensor(
+        CASES['interior'][0])
+    torch.testing.assert_close(
+        PrRoIPool((2, 3))(feats, rois), prroi_pool(feats, rois, (2, 3)))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cuda_half_types_match_float32(dtype):
+    feats = _features(torch.float32, 'cuda', shape=(2, 8, 20, 24))
+    rois = torch.tensor(CASES['spatial_scale'][0], device='cuda')
+    ref = prroi_pool(feats, rois, 7, 0.5)
+    out = prroi_pool(feats.to(dtype), rois.to(dtype), 7, 0.5)
+    torch.testing.assert_close(out.float(), ref, rtol=0, atol=2e-2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+def test_cuda_matches_mmcv_prroi_pool():
+    from mmcv.ops import PrRoIPool as MMCVPrRoIPool
+    feats = _features(torch.float32, 'cuda', shape=(2, 8, 20, 24))
+    rois = torch.tensor([[0, 4.6, 3.4, 17.8, 14.4], [1, -6, 1, 9, 30],
+                         [0, 10, 10, 30, 20]], device='cuda')
+    outs, grads = [], []
+    for op in (PrRoIPool(7, 0.5), MMCVPrRoIPool(7, 0.5)):
+        f, r = feats.clone().requires_grad_(), rois.clone().requires_grad_()
+        out = op(f, r)
+        out.backward(torch.ones_like(out))
+        outs.append(out)
+        grads.append((f.grad, r.grad))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+    for ours, theirs in zip(*grads):
+        torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+def _nvcc():
+    cuda_home = os.environ.get('CUDA_HOME', '/usr/local/cuda')
+    return shutil.which('nvcc') or shutil.which(
+        osp.join(cuda_home, 'bin', 'nvcc'))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_nvcc() is None, reason='nvcc not found')
+def test_cuda_sources_compile(tmp_path):
+    """nvcc compiles the CUDA kernels (object file only, no GPU needed).
+
+    A CPU build of torch ships the CUDA headers of ATen and c10 but not the
+    build-generated ``c10/cuda/impl/cuda_cmake_macros.h``; a one-line stand-in
+    is provided then.
+    """
+    from torch.utils.cpp_extension import include_paths
+    includes = [osp.join(CSRC, 'common')] + include_paths()
+    if not any(
+            osp.exists(osp.join(p, 'c10/cuda/impl/cuda_cmake_macros.h'))
+            for p in include_paths()):
+        stub = tmp_path / 'stub' / 'c10' / 'cuda' / 'impl'
+        stub.mkdir(parents=True)
+        (stub / 'cuda_cmake_macros.h').write_text(
+            '#define C10_CUDA_BUILD_SHARED_LIBS\n')
+        includes.append(str(tmp_path / 'stub'))
+    cmd = [
+        _nvcc(), '-c',
+        osp.join(CSRC, 'cuda', 'prroi_pool_cuda.cu'), '-o',
+        str(tmp_path / 'prroi_pool_cuda.o'), '-std=c++17', '-DWITH_CUDA',
+        '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
+        '-gencode=arch=compute_90,code=sm_90',
+        f'-I{sysconfig.get_paths()["include"]}'
+    ] + [f'-I{p}' for p in includes]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / 'prroi_pool_cuda.o').stat().st_size > 0
