@@ -122,7 +122,13 @@ class CocoBoundaryMetric(CocoMetric):
             # Area ranges must use the mask area, not the box area.
             predictions = [{k: v for k, v in p.items() if k != 'bbox'}
                            for p in predictions]
-        coco_gt = FastCOCO(copy.deepcopy(self._coco_api.dataset))
+        gt_json = copy.deepcopy(self._coco_api.dataset)
+        # Matching marks "unmatched" with id 0, so an annotation with id 0
+        # (mmdet's Cityscapes converter writes one) could never be a true
+        # positive; the ids mean nothing else here, so number them from 1.
+        for new_id, ann in enumerate(gt_json.get('annotations', []), 1):
+            ann['id'] = new_id
+        coco_gt = FastCOCO(gt_json)
         coco_eval = COCOeval_faster(
             coco_gt, coco_gt.loadRes(predictions), iou_type,
             print_function=logger.info,
