@@ -5,6 +5,7 @@ registries; configs pull it in with
 ``custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)``.
 """
 from .box_discriminator import BoxDiscriminator
+from .coco_boundary_metric import CocoBoundaryMetric
 from .datasets import GlaSDataset, ShapesDataset
 from .gan_mask_rcnn import GANMaskRCNN
 from .gan_optim_wrapper_constructor import GANOptimWrapperConstructor
@@ -19,4 +20,4 @@ __version__ = '0.1.0'
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
            'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop',
            'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel', 'SHAPE_CLASSES',
-           'generate_shapes']
+           'generate_shapes', 'CocoBoundaryMetric']

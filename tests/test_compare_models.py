@@ -1,0 +1,161 @@
+"""Tests of the model comparison (tools/analysis/compare_models.py) on tiny models.
+
+Two tiny trained models (the session's baseline checkpoint and a GAN Mask R-CNN
+trained here when its config exists, else a second baseline with another
+seed) are compared through the CLI. The printed AP must equal pycocotools'
+COCOeval on the dumped predictions and the difference column their difference.
+"""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.fileio import dump, load
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from conftest import BASELINE_CPU, CONFIGS, REPO, tiny_cfg
+from gan_mask_rcnn.comparison_plots import loss_curves, read_training_log
+from gan_mask_rcnn.model_comparison import ModelRun, compare, reference_data, run_from_work_dir
+
+GAN_CPU = osp.join(CONFIGS, 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
+CLI = osp.join(REPO, 'tools', 'analysis', 'compare_models.py')
+
+
+@pytest.fixture(scope='module')
+def second_model(shapes_root, tmp_path_factory):
+    """(config, checkpoint) of a second tiny model, trained for 4 iterations."""
+    from mmengine.runner import Runner
+    work_dir = str(tmp_path_factory.mktemp('second_model'))
+    if osp.exists(GAN_CPU):
+        cfg = tiny_cfg(GAN_CPU, shapes_root, work_dir, max_iters=4)
+    else:
+        cfg = tiny_cfg(BASELINE_CPU, shapes_root, work_dir, max_iters=4)
+        cfg.randomness = dict(seed=1)
+    # A visualizer of its own: the default one is a per-process singleton that
+    # would write this run's losses into the first model's log folder.
+    cfg.visualizer.name = 'second_model_visualizer'
+    cfg_file = osp.join(work_dir, 'second.py')
+    cfg.dump(cfg_file)
+    Runner.from_cfg(Config.fromfile(cfg_file)).train()
+    return cfg_file, osp.join(work_dir, 'iter_4.pth')
+
+
+def coco_reference(pkl, ann_file, classes):
+    """bbox and segm mAP of dumped predictions by pycocotools (the reference)."""
+    gt = COCO(ann_file)
+    cat_ids = gt.getCatIds(catNms=list(classes))
+    out = {}
+    for iou_type in ('bbox', 'segm'):
+        dets = []
+        for p in load(pkl):
+            pred = p['pred_instances']
+            for i in range(len(pred['labels'])):
+                x1, y1, x2, y2 = pred['bboxes'][i].tolist()
+                det = dict(image_id=p['img_id'], category_id=cat_ids[int(pred['labels'][i])],
+                           score=float(pred['scores'][i]))
+                if iou_type == 'bbox':
+                    det['bbox'] = [x1, y1, x2 - x1, y2 - y1]
+                else:
+                    rle = dict(pred['masks'][i])
+                    if isinstance(rle['counts'], bytes):
+                        rle['counts'] = rle['counts'].decode()
+                    det['segmentation'] = rle
+                dets.append(det)
+        if not dets:
+            out[iou_type] = 0.0
+            continue
+        ev = COCOeval(gt, gt.loadRes(dets), iou_type)
+        ev.params.maxDets = [100, 300, 1000]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        out[iou_type] = max(float(ev.stats[0]), 0.0)
+    return out
+
+
+def test_cli_tables_figures_and_reference_ap(tiny_checkpoint, second_model, tmp_path):
+    out_dir = tmp_path / 'cmp'
+    cmd = [sys.executable, CLI, '--configs', tiny_checkpoint[0], second_model[0],
+           '--checkpoints', tiny_checkpoint[1], second_model[1], '--names', 'base', 'other',
+           '--out-dir', str(out_dir), '--num-images', '3', '--score-thr', '0.05']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    for title in ('### bbox AP', '### segm AP', '### boundary AP', '### per-class segm AP',
+                  '| base | other | other - base |'):
+        assert title in proc.stdout, proc.stdout
+    metrics = json.loads((out_dir / 'metrics.json').read_text())
+    data = reference_data(Config.fromfile(tiny_checkpoint[0]))
+    for name in ('base', 'other'):
+        ref = coco_reference(out_dir / 'runs' / name / 'predictions.pkl', data['ann_file'],
+                             data['classes'])
+        for iou_type, value in ref.items():
+            assert metrics[name][f'{iou_type}_mAP'] == pytest.approx(value, abs=1e-3)
+    diff = 100 * (metrics['other']['segm_mAP'] - metrics['base']['segm_mAP'])
+    row = next(line for line in (out_dir / 'tables.md').read_text().split('### segm AP')[1]
+               .splitlines() if line.startswith('| AP |'))
+    assert float(row.split('|')[-2]) == pytest.approx(diff, abs=0.051)
+    grid = out_dir / 'comparison_grid.png'
+    import cv2
+    img = cv2.imread(str(grid))
+    assert img.shape[0] == 28 + 3 * 256  # title row, ground truth and two models
+    assert img.shape[1] > 3 * 128
+    assert osp.getsize(out_dir / 'loss_curves.png') > 10000
+
+
+def test_work_dir_mode_reuses_dumped_predictions(tiny_checkpoint, tmp_path):
+    work_dir = osp.dirname(tiny_checkpoint[1])
+    run = run_from_work_dir('base', work_dir)
+    assert run.checkpoint.endswith('iter_6.pth') and run.config.endswith('.py')
+    # Predictions of a model that detects nothing: AP 0, and the model is not run.
+    data = reference_data(Config.fromfile(run.config))
+    images = json.load(open(data['ann_file']))['images']
+    empty = [dict(img_id=img['id'], ori_shape=(img['height'], img['width']),
+                  pred_instances=dict(bboxes=torch.zeros(0, 4), scores=torch.zeros(0),
+                                      labels=torch.zeros(0, dtype=torch.int64), masks=[]))
+             for img in images]
+    dump(empty, str(tmp_path / 'empty.pkl'))
+    runs = [ModelRun('a', run.config, predictions=str(tmp_path / 'empty.pkl')),
+            ModelRun('b', run.config, predictions=str(tmp_path / 'empty.pkl'))]
+    results = compare(runs, str(tmp_path / 'out'))
+    assert not (tmp_path / 'out' / 'runs').exists()
+    for iou_type in ('bbox', 'segm', 'boundary'):
+        assert results['a']['metrics'][f'{iou_type}_mAP'] == 0.0
+
+
+def test_checkpoint_with_other_classes_names_both_lists(tiny_checkpoint, tmp_path):
+    cfg = Config.fromfile(tiny_checkpoint[0])
+    cfg.test_dataloader.dataset.metainfo = dict(classes=('gland', ))
+    cfg_file = str(tmp_path / 'other_classes.py')
+    cfg.dump(cfg_file)
+    runs = [ModelRun('a', cfg_file, tiny_checkpoint[1]), ModelRun('b', cfg_file, tiny_checkpoint[1])]
+    with pytest.raises(ValueError, match=r"\['ellipse', 'polygon', 'star', 'gear'\].*\['gland'\]"):
+        compare(runs, str(tmp_path / 'out'))
+
+
+def test_predictions_for_other_images_are_rejected(tiny_checkpoint, tmp_path):
+    dump([dict(img_id=987654, ori_shape=(8, 8), pred_instances=dict())], str(tmp_path / 'p.pkl'))
+    runs = [ModelRun(n, tiny_checkpoint[0], predictions=str(tmp_path / 'p.pkl')) for n in 'ab']
+    with pytest.raises(ValueError, match='987654'):
+        compare(runs, str(tmp_path / 'out'))
+
+
+def test_loss_curves_read_g_and_d_losses(tmp_path):
+    log = tmp_path / 'work' / '20250101_000000' / 'vis_data'
+    log.mkdir(parents=True)
+    lines = [dict(step=i, loss=2.0 / i, loss_g_mask=0.1 * i, loss_d_mask=-0.2 * i, lr=0.01)
+             for i in range(1, 6)]
+    (log / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
+    series = read_training_log(str(tmp_path / 'work'))
+    assert set(series) == {'loss', 'loss_g_mask', 'loss_d_mask'}
+    assert series['loss_d_mask'] == [(i, pytest.approx(-0.2 * i)) for i in range(1, 6)]
+    loss_curves({'gan': series, 'baseline': {'loss': series['loss']}}, str(tmp_path / 'c.png'))
+    assert osp.getsize(tmp_path / 'c.png') > 10000
+
+
+def test_fewer_than_two_models_is_an_error(tiny_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match='at least 2 models, got 1'):
+        compare([ModelRun('a', tiny_checkpoint[0], tiny_checkpoint[1])], str(tmp_path))
