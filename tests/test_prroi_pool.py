@@ -170,14 +170,18 @@ def test_opcheck():
                               args)
 
 
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize('backend', [
+    'aot_eager',
+    pytest.param('inductor', marks=pytest.mark.slow),  # ~30 s of C++ builds
+])
+def test_torch_compile_fullgraph(backend):
     feats = _features(torch.float32, 'cpu').requires_grad_()
     rois = torch.tensor(CASES['spatial_scale'][0], requires_grad=True)
 
     def fn(f, r):
         return prroi_pool(f * 2, r, (3, 4), 0.5).square().sum()
 
-    compiled = torch.compile(fn, fullgraph=True, backend='aot_eager')
+    compiled = torch.compile(fn, fullgraph=True, backend=backend)
     loss = compiled(feats, rois)
     grads = torch.autograd.grad(loss, (feats, rois))
     ref_loss = fn(feats, rois)
