@@ -7,7 +7,7 @@ COCOeval on the dumped predictions and the difference column their difference.
 """
 import json
 import os.path as osp
-import subprocess
+import runpy
 import sys
 
 import pytest
@@ -77,16 +77,18 @@ def coco_reference(pkl, ann_file, classes):
     return out
 
 
-def test_cli_tables_figures_and_reference_ap(tiny_checkpoint, second_model, tmp_path):
+def test_cli_tables_figures_and_reference_ap(tiny_checkpoint, second_model, tmp_path,
+                                            monkeypatch, capsys):
     out_dir = tmp_path / 'cmp'
-    cmd = [sys.executable, CLI, '--configs', tiny_checkpoint[0], second_model[0],
-           '--checkpoints', tiny_checkpoint[1], second_model[1], '--names', 'base', 'other',
-           '--out-dir', str(out_dir), '--num-images', '3', '--score-thr', '0.05']
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tmp_path))
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    monkeypatch.setattr(sys, 'argv', [
+        CLI, '--configs', tiny_checkpoint[0], second_model[0], '--checkpoints',
+        tiny_checkpoint[1], second_model[1], '--names', 'base', 'other', '--out-dir',
+        str(out_dir), '--num-images', '3', '--score-thr', '0.05'])
+    runpy.run_path(CLI, run_name='__main__')
+    printed = capsys.readouterr().out
     for title in ('### bbox AP', '### segm AP', '### boundary AP', '### per-class segm AP',
                   '| base | other | other - base |'):
-        assert title in proc.stdout, proc.stdout
+        assert title in printed, printed
     metrics = json.loads((out_dir / 'metrics.json').read_text())
     data = reference_data(Config.fromfile(tiny_checkpoint[0]))
     for name in ('base', 'other'):

@@ -157,6 +157,8 @@ def read_training_log(work_dir: str) -> Dict[str, List[tuple]]:
 def loss_curves(logs: Dict[str, Dict[str, List[tuple]]], out_file: str) -> None:
     """Plot generator and discriminator losses of every model into one PNG.
 
+    One colour per model, one line style per loss key.
+
     Args:
         logs (dict): model name -> :func:`read_training_log` output.
         out_file (str): PNG path.
@@ -164,17 +166,22 @@ def loss_curves(logs: Dict[str, Dict[str, List[tuple]]], out_file: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     panels = [('generator objective (loss)', lambda k: k == 'loss'),
               ('generator adversarial terms (loss_g_*)', lambda k: k.startswith('loss_g')),
               ('discriminator losses (loss_d_*)', lambda k: k.startswith('loss_d'))]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for ax, (title, wanted) in zip(axes, panels):
-        for name, series in logs.items():
-            for key in sorted(k for k in series if wanted(k)):
+        for model_idx, (name, series) in enumerate(logs.items()):
+            for key_idx, key in enumerate(sorted(k for k in series if wanted(k))):
                 steps, values = zip(*series[key])
-                ax.plot(steps, values, label=f'{name}: {key}' if key != 'loss' else name)
+                ax.plot(steps, values, color=colors[model_idx % len(colors)],
+                        linestyle=('-', '--', ':', '-.')[key_idx % 4],
+                        label=name if key == 'loss' else f'{name}: {key}')
         ax.set_title(title, fontsize=10)
         ax.set_xlabel('iteration')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.legend(fontsize=7)
         else:
