@@ -20,8 +20,10 @@ gan_roi_head = dict(
     mask_discriminator=dict(type='MaskDiscriminator', in_channels=256, roi_size=28,
                             loss_weight=0.5),
     # Both discriminators see 28x28 PrRoIPool features of every FPN level, max-merged.
-    disc_roi_extractor=dict(type='PrRoIExtractor', output_size=28, out_channels=256,
-                            featmap_strides=[4, 8, 16, 32], level_mode='max'))
+    disc_roi_extractor=dict(type='PrRoIExtractor',
+                            roi_layer=dict(type='PrRoIPool', output_size=28),
+                            out_channels=256, featmap_strides=[4, 8, 16, 32],
+                            level_mode='max'))
 
 # Replaces the baseline's optim_wrapper; a GAN config adds generator=dict(optimizer=
 # <the baseline's optimizer>). `type` is shared by both sides, so mmdet's
