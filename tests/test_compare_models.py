@@ -138,6 +138,18 @@ def test_checkpoint_with_other_classes_names_both_lists(tiny_checkpoint, tmp_pat
         compare(runs, str(tmp_path / 'out'))
 
 
+def test_predictions_of_a_model_with_other_classes_name_both_lists(tiny_checkpoint, tmp_path):
+    cfg = Config.fromfile(tiny_checkpoint[0])
+    cfg.test_dataloader.dataset.metainfo = dict(classes=('gland', ))
+    cfg_file = str(tmp_path / 'other_classes.py')
+    cfg.dump(cfg_file)
+    dump([], str(tmp_path / 'p.pkl'))
+    runs = [ModelRun('a', tiny_checkpoint[0], predictions=str(tmp_path / 'p.pkl')),
+            ModelRun('b', cfg_file, predictions=str(tmp_path / 'p.pkl'))]
+    with pytest.raises(ValueError, match=r"'b'.*\['gland'\].*\['ellipse', 'polygon', 'star', 'gear'\]"):
+        compare(runs, str(tmp_path / 'out'))
+
+
 def test_predictions_for_other_images_are_rejected(tiny_checkpoint, tmp_path):
     dump([dict(img_id=987654, ori_shape=(8, 8), pred_instances=dict())], str(tmp_path / 'p.pkl'))
     runs = [ModelRun(n, tiny_checkpoint[0], predictions=str(tmp_path / 'p.pkl')) for n in 'ab']
@@ -161,3 +173,10 @@ def test_loss_curves_read_g_and_d_losses(tmp_path):
 def test_fewer_than_two_models_is_an_error(tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match='at least 2 models, got 1'):
         compare([ModelRun('a', tiny_checkpoint[0], tiny_checkpoint[1])], str(tmp_path))
+
+
+def test_prediction_file_without_images_is_named(tiny_checkpoint, tmp_path):
+    dump([], str(tmp_path / 'none.pkl'))
+    runs = [ModelRun(n, tiny_checkpoint[0], predictions=str(tmp_path / 'none.pkl')) for n in 'ab']
+    with pytest.raises(ValueError, match=r'none\.pkl.*holds no images'):
+        compare(runs, str(tmp_path / 'out'))

@@ -135,6 +135,8 @@ def evaluate(predictions: List[dict], data: dict) -> Dict[str, float]:
 def load_predictions(path: str, data: dict) -> List[dict]:
     """Read a ``DumpDetResults`` pickle and check it fits the test set."""
     predictions = load(path)
+    if not predictions:
+        raise ValueError(f'predictions file {path!r} holds no images')
     with open(data['ann_file']) as f:
         img_ids = {img['id'] for img in json.load(f)['images']}
     unknown = {p['img_id'] for p in predictions} - img_ids
@@ -154,6 +156,11 @@ def compare(runs: Sequence[ModelRun], out_dir: str) -> Dict[str, dict]:
         raise ValueError(f'compare needs at least 2 models, got {len(runs)}')
     ref_cfg = Config.fromfile(runs[0].config)
     data = reference_data(ref_cfg)
+    for run in runs:
+        model_classes = reference_data(Config.fromfile(run.config))['classes']
+        if model_classes != data['classes']:
+            raise ValueError(f'model {run.name!r} ({run.config}) has classes {model_classes} '
+                             f"but the test set has classes {data['classes']}")
     results = {}
     for run in runs:
         if run.predictions is None:
