@@ -133,8 +133,8 @@ class GANRoIHead(StandardRoIHead):
             num_pos = len(res.pos_priors)
             deltas = bbox_pred[start:start + num_pos]
             if not self.bbox_head.reg_class_agnostic:
-                deltas = deltas.view(num_pos, -1, 4)[torch.arange(num_pos),
-                                                      res.pos_gt_labels]
+                deltas = deltas.view(num_pos, bbox_pred.shape[1] // 4, 4)
+                deltas = deltas[torch.arange(num_pos), res.pos_gt_labels]
             boxes.append(self.bbox_head.bbox_coder.decode(res.pos_priors, deltas))
             start += len(res.priors)
         return boxes
