@@ -154,23 +154,22 @@ PRROI_HOST_DEVICE T prroi_horizontal_edge_average(const scalar_t* plane,
 }
 
 // Adds g * d(bin average)/d(roi corner) to grad[0..3] = (x1, y1, x2, y2) of the
-// RoI in input-image pixels. avg: bin average; ex1/ex2: averages along the
-// bin's left/right edges; ey1/ey2: along its top/bottom edges; bw/bh: bin
-// extent on the feature map; (ph, pw) of (pooled_h, pooled_w) bins.
+// RoI in input-image pixels. avg: bin average; ex1/ex2: averages of f along the
+// bin's left/right edges; ey1/ey2: along its top/bottom edges; inv_bw/inv_bh:
+// 1 / bin extent on the feature map. The bin's edges are
+//   bx1 = rx1 + (rx2 - rx1) * ax1,  bx2 = rx1 + (rx2 - rx1) * ax2
+// with ax1 = pw / pooled_w, ax2 = (pw + 1) / pooled_w (ay1, ay2 alike).
 template <typename T>
 PRROI_HOST_DEVICE void prroi_roi_grad(T g, T avg, T ex1, T ex2, T ey1, T ey2,
-                                      T bw, T bh, int ph, int pw, int pooled_h,
-                                      int pooled_w, T spatial_scale, T* grad) {
-  const T d_bx1 = (avg - ex1) / bw, d_bx2 = (ex2 - avg) / bw;
-  const T d_by1 = (avg - ey1) / bh, d_by2 = (ey2 - avg) / bh;
-  // bx1 = rx1 + (rx2 - rx1) * pw / PW, bx2 = rx1 + (rx2 - rx1) * (pw + 1) / PW.
-  const T ax1 = T(pw) / T(pooled_w), ax2 = T(pw + 1) / T(pooled_w);
-  const T ay1 = T(ph) / T(pooled_h), ay2 = T(ph + 1) / T(pooled_h);
-  const T s = g * spatial_scale;
-  grad[0] += s * (d_bx1 * (T(1) - ax1) + d_bx2 * (T(1) - ax2));
-  grad[1] += s * (d_by1 * (T(1) - ay1) + d_by2 * (T(1) - ay2));
-  grad[2] += s * (d_bx1 * ax1 + d_bx2 * ax2);
-  grad[3] += s * (d_by1 * ay1 + d_by2 * ay2);
+                                      T inv_bw, T inv_bh, T ax1, T ax2, T ay1,
+                                      T ay2, T spatial_scale, T* grad) {
+  const T sx = g * spatial_scale * inv_bw, sy = g * spatial_scale * inv_bh;
+  const T d_bx1 = sx * (avg - ex1), d_bx2 = sx * (ex2 - avg);
+  const T d_by1 = sy * (avg - ey1), d_by2 = sy * (ey2 - avg);
+  grad[0] += d_bx1 * (T(1) - ax1) + d_bx2 * (T(1) - ax2);
+  grad[1] += d_by1 * (T(1) - ay1) + d_by2 * (T(1) - ay2);
+  grad[2] += d_bx1 * ax1 + d_bx2 * ax2;
+  grad[3] += d_by1 * ay1 + d_by2 * ay2;
 }
 
 }  // namespace gan_mask_rcnn

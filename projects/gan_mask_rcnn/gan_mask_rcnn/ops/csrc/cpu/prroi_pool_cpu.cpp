@@ -4,10 +4,11 @@
 // the forward runs a vertical pass that reduces the RoI's rows to one row per
 // output bin row (contiguous, vectorised), then a short horizontal pass per bin:
 // O(PH * (rows per bin) * (RoI width) + PH * PW * (columns per bin)) instead of
-// a 2-D loop per bin. The axis weights are computed once per RoI.
-// Parallelism: forward and coordinate gradient over rois x channels; the feature
-// gradient over channels, so that rois of one image never write one plane from
-// two threads (no atomics).
+// a 2-D loop per bin. The axis weights are computed once per RoI, before the
+// loops. Parallelism: over channels x rois, channel-major, so that a thread
+// reads one feature plane for many RoIs while it is in cache; the feature
+// gradient over channels only, so that RoIs of one image never write one plane
+// from two threads (no atomics).
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -31,6 +32,11 @@ template <typename T>
 struct AxisBins {
   std::vector<int> first, len;
   std::vector<T> weight, edge_lo, edge_hi;
+  // Bin p spans fractions frac[p] .. frac[p + 1] of the RoI.
+  std::vector<T> frac;
+  // Interpolation taps (relative to lo) and weights of the bin edges.
+  std::vector<int> tap;
+  std::vector<T> tap_w;
   int stride = 0, lo = 0, count = 0;
   T bin = 0;
 
@@ -58,17 +64,30 @@ struct AxisBins {
     prroi_axis_range(edge_lo[0], edge_hi[bins - 1], size, &f, &l);
     lo = f;
     count = std::max(l - f + 1, 0);
+    frac.resize(bins + 1);
+    for (int p = 0; p <= bins; ++p) frac[p] = T(p) / T(bins);
+    tap.resize(4 * bins);
+    tap_w.resize(4 * bins);
+    for (int e = 0; e < 2 * bins; ++e) {
+      int i0;
+      T w[2];
+      prroi_interp_taps(e % 2 ? edge_hi[e / 2] : edge_lo[e / 2], size, &i0,
+                        &w[0], &w[1]);
+      for (int t = 0; t < 2; ++t) {
+        const int rel = i0 + t - lo;
+        const bool inside = rel >= 0 && rel < count;
+        tap[2 * e + t] = inside ? rel : 0;
+        tap_w[2 * e + t] = inside ? w[t] : T(0);
+      }
+    }
   }
 
-  // Value at coordinate `at` of a row sampled at grid indices lo .. lo+count-1
-  // (linear interpolation, 0 outside).
-  T interp(const T* row, T at, int size) const {
-    int i0;
-    T w0, w1;
-    prroi_interp_taps(at, size, &i0, &w0, &w1);
-    const int a = i0 - lo, b = i0 + 1 - lo;
-    return (a >= 0 && a < count ? w0 * row[a] : T(0)) +
-           (b >= 0 && b < count ? w1 * row[b] : T(0));
+  // Value on edge e (2 p: bin p's low edge, 2 p + 1: its high edge) of a row
+  // sampled at grid indices lo .. lo + count - 1 (count > 0): linear
+  // interpolation between two taps, 0 outside the sampled range.
+  T edge_value(int e, const T* row) const {
+    return tap_w[2 * e] * row[tap[2 * e]] +
+           tap_w[2 * e + 1] * row[tap[2 * e + 1]];
   }
 
   // Weighted sum over bin p of a row sampled at grid indices lo .. lo+count-1.
@@ -121,6 +140,19 @@ struct RoiBins {
   }
 };
 
+// RoiBins of every RoI, built in parallel.
+template <typename T, typename scalar_t>
+std::vector<RoiBins<T>> build_bins(const scalar_t* rois, int64_t num_rois,
+                                   T scale, int pooled_h, int pooled_w,
+                                   int height, int width) {
+  std::vector<RoiBins<T>> bins(num_rois);
+  at::parallel_for(0, num_rois, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k)
+      bins[k].build(rois + k * 5, scale, pooled_h, pooled_w, height, width);
+  });
+  return bins;
+}
+
 template <typename scalar_t>
 void forward_kernel(const at::Tensor& features, const at::Tensor& rois,
                     at::Tensor& output, int pooled_h, int pooled_w,
@@ -130,20 +162,16 @@ void forward_kernel(const at::Tensor& features, const at::Tensor& rois,
   const int height = features.size(2), width = features.size(3);
   const int64_t bins = pooled_h * pooled_w, plane_size = height * width;
   const scalar_t* feat = features.const_data_ptr<scalar_t>();
-  const scalar_t* roi_data = rois.const_data_ptr<scalar_t>();
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
-  const T scale = static_cast<T>(spatial_scale);
-  at::parallel_for(0, num_rois * channels, 1, [&](int64_t begin, int64_t end) {
-    RoiBins<T> roi;
+  const auto all = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
+                                 static_cast<T>(spatial_scale), pooled_h,
+                                 pooled_w, height, width);
+  at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> rows;
-    int64_t built = -1;
     for (int64_t n = begin; n < end; ++n) {
-      const int64_t k = n / channels, c = n % channels;
-      if (k != built) {
-        roi.build(roi_data + k * 5, scale, pooled_h, pooled_w, height, width);
-        built = k;
-      }
-      scalar_t* o = out + n * bins;
+      const int64_t c = n / num_rois, k = n % num_rois;
+      const RoiBins<T>& roi = all[k];
+      scalar_t* o = out + (k * channels + c) * bins;
       if (roi.state != kPrRoIValid) {
         const scalar_t fill = roi.state == kPrRoIEmpty
                                   ? scalar_t(0)
@@ -153,10 +181,11 @@ void forward_kernel(const at::Tensor& features, const at::Tensor& rois,
       }
       roi.pool_rows(feat + (roi.batch * channels + c) * plane_size, width,
                     rows);
-      for (int ph = 0; ph < pooled_h; ++ph)
+      for (int ph = 0; ph < pooled_h; ++ph) {
+        const T* r = rows.data() + static_cast<size_t>(ph) * roi.x.count;
         for (int pw = 0; pw < pooled_w; ++pw)
-          o[ph * pooled_w + pw] = static_cast<scalar_t>(
-              roi.x.dot(pw, rows.data() + static_cast<size_t>(ph) * roi.x.count));
+          o[ph * pooled_w + pw] = static_cast<scalar_t>(roi.x.dot(pw, r));
+      }
     }
   });
 }
@@ -170,25 +199,26 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& rois,
   const int height = grad_features.size(2), width = grad_features.size(3);
   const int64_t bins = pooled_h * pooled_w, plane_size = height * width;
   const scalar_t* grad = grad_output.const_data_ptr<scalar_t>();
-  const scalar_t* roi_data = rois.const_data_ptr<scalar_t>();
   scalar_t* grad_feat = grad_features.mutable_data_ptr<scalar_t>();
-  const T scale = static_cast<T>(spatial_scale);
+  const auto all = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
+                                 static_cast<T>(spatial_scale), pooled_h,
+                                 pooled_w, height, width);
   at::parallel_for(0, channels, 1, [&](int64_t c_begin, int64_t c_end) {
-    RoiBins<T> roi;
     std::vector<T> rows;
-    for (int64_t k = 0; k < num_rois; ++k) {
-      roi.build(roi_data + k * 5, scale, pooled_h, pooled_w, height, width);
-      if (roi.state != kPrRoIValid) continue;
-      const AxisBins<T>&x = roi.x, &y = roi.y;
-      const int nx = x.count;
-      for (int64_t c = c_begin; c < c_end; ++c) {
+    for (int64_t c = c_begin; c < c_end; ++c)
+      for (int64_t k = 0; k < num_rois; ++k) {
+        const RoiBins<T>& roi = all[k];
+        if (roi.state != kPrRoIValid) continue;
+        const AxisBins<T>&x = roi.x, &y = roi.y;
+        const int nx = x.count;
         // Adjoint of the horizontal pass: spread each bin's gradient on its row.
         const scalar_t* g = grad + (k * channels + c) * bins;
         rows.assign(static_cast<size_t>(pooled_h) * nx, T(0));
         for (int ph = 0; ph < pooled_h; ++ph)
           for (int pw = 0; pw < pooled_w; ++pw) {
             const T gv = static_cast<T>(g[ph * pooled_w + pw]);
-            T* r = rows.data() + static_cast<size_t>(ph) * nx + (x.first[pw] - x.lo);
+            T* r = rows.data() + static_cast<size_t>(ph) * nx +
+                   (x.first[pw] - x.lo);
             const T* w = x.weight.data() + static_cast<size_t>(pw) * x.stride;
             for (int t = 0; t < x.len[pw]; ++t) r[t] += w[t] * gv;
           }
@@ -205,7 +235,6 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& rois,
           }
         }
       }
-    }
   });
 }
 
@@ -223,28 +252,24 @@ void coor_backward_kernel(const at::Tensor& grad_output,
   const scalar_t* grad = grad_output.const_data_ptr<scalar_t>();
   const scalar_t* out = output.const_data_ptr<scalar_t>();
   const scalar_t* feat = features.const_data_ptr<scalar_t>();
-  const scalar_t* roi_data = rois.const_data_ptr<scalar_t>();
   T* part = partial.mutable_data_ptr<T>();
   const T scale = static_cast<T>(spatial_scale);
-  at::parallel_for(0, num_rois * channels, 1, [&](int64_t begin, int64_t end) {
-    RoiBins<T> roi;
+  const auto all = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
+                                 scale, pooled_h, pooled_w, height, width);
+  at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> rows, top, bottom;
-    int64_t built = -1;
     for (int64_t n = begin; n < end; ++n) {
-      const int64_t k = n / channels, c = n % channels;
-      if (k != built) {
-        roi.build(roi_data + k * 5, scale, pooled_h, pooled_w, height, width);
-        built = k;
-      }
-      T* grad_roi = part + n * 4;
-      if (roi.state != kPrRoIValid) {
-        const T fill = roi.state == kPrRoIEmpty
-                           ? T(0)
-                           : std::numeric_limits<T>::quiet_NaN();
+      const int64_t c = n / num_rois, k = n % num_rois;
+      const RoiBins<T>& roi = all[k];
+      const AxisBins<T>&x = roi.x, &y = roi.y;
+      T* grad_roi = part + (k * channels + c) * 4;
+      if (roi.state != kPrRoIValid || x.count == 0 || y.count == 0) {
+        const T fill = roi.state == kPrRoINonFinite
+                           ? std::numeric_limits<T>::quiet_NaN()
+                           : T(0);
         std::fill(grad_roi, grad_roi + 4, fill);
         continue;
       }
-      const AxisBins<T>&x = roi.x, &y = roi.y;
       const int nx = x.count;
       const scalar_t* plane = feat + (roi.batch * channels + c) * plane_size;
       roi.pool_rows(plane, width, rows);
@@ -257,28 +282,32 @@ void coor_backward_kernel(const at::Tensor& grad_output,
           T w[2];
           prroi_interp_taps(side ? y.edge_hi[ph] : y.edge_lo[ph], height, &j0,
                             &w[0], &w[1]);
-          T* dst = (side ? bottom : top).data() + static_cast<size_t>(ph) * nx;
+          T* __restrict__ dst =
+              (side ? bottom : top).data() + static_cast<size_t>(ph) * nx;
           for (int tap = 0; tap < 2; ++tap) {
             const int j = j0 + tap;
             if (j < 0 || j >= height || w[tap] == T(0)) continue;
-            const scalar_t* src = plane + static_cast<int64_t>(j) * width + x.lo;
+            const scalar_t* __restrict__ src =
+                plane + static_cast<int64_t>(j) * width + x.lo;
             for (int i = 0; i < nx; ++i)
               dst[i] += w[tap] * static_cast<T>(src[i]);
           }
         }
       T acc[4] = {T(0), T(0), T(0), T(0)};
-      const scalar_t* g = grad + n * bins;
-      const scalar_t* o = out + n * bins;
+      const scalar_t* g = grad + (k * channels + c) * bins;
+      const scalar_t* o = out + (k * channels + c) * bins;
+      const T inv_bw = T(1) / x.bin, inv_bh = T(1) / y.bin;
       for (int ph = 0; ph < pooled_h; ++ph) {
         const size_t row = static_cast<size_t>(ph) * nx;
         for (int pw = 0; pw < pooled_w; ++pw) {
           const int b = ph * pooled_w + pw;
           prroi_roi_grad(static_cast<T>(g[b]), static_cast<T>(o[b]),
-                         x.interp(rows.data() + row, x.edge_lo[pw], width),
-                         x.interp(rows.data() + row, x.edge_hi[pw], width),
+                         x.edge_value(2 * pw, rows.data() + row),
+                         x.edge_value(2 * pw + 1, rows.data() + row),
                          x.dot(pw, top.data() + row),
-                         x.dot(pw, bottom.data() + row), x.bin, y.bin, ph, pw,
-                         pooled_h, pooled_w, scale, acc);
+                         x.dot(pw, bottom.data() + row), inv_bw, inv_bh,
+                         x.frac[pw], x.frac[pw + 1], y.frac[ph],
+                         y.frac[ph + 1], scale, acc);
         }
       }
       std::copy(acc, acc + 4, grad_roi);

@@ -125,7 +125,9 @@ __global__ void coor_backward_kernel(int64_t total,
                                          bin.x2, bin.bw),
         prroi_horizontal_edge_average<T>(plane, height, width, bin.y2, bin.x1,
                                          bin.x2, bin.bw),
-        bin.bw, bin.bh, bin.ph, bin.pw, pooled_h, pooled_w, scale, acc);
+        T(1) / bin.bw, T(1) / bin.bh, T(bin.pw) / T(pooled_w),
+        T(bin.pw + 1) / T(pooled_w), T(bin.ph) / T(pooled_h),
+        T(bin.ph + 1) / T(pooled_h), scale, acc);
     for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, acc[e]);
   }
 }
