@@ -75,8 +75,9 @@ def cityscapes_root(tmp_path_factory):
             stem = osp.join(split, CITY, f'{CITY}_{i:06d}_000019')
             img, label_ids, inst_ids = paint_scene(rng)
             cv2.imwrite(osp.join(root, 'leftImg8bit', stem + '_leftImg8bit.png'), img)
-            Image.fromarray(label_ids).save(osp.join(root, 'gtFine', stem + '_gtFine_labelIds.png'))
-            Image.fromarray(inst_ids).save(osp.join(root, 'gtFine', stem + '_gtFine_instanceIds.png'))
+            gt_stem = osp.join(root, 'gtFine', stem)
+            Image.fromarray(label_ids).save(gt_stem + '_gtFine_labelIds.png')
+            Image.fromarray(inst_ids).save(gt_stem + '_gtFine_instanceIds.png')
     subprocess.run([sys.executable, converter_script(), root, '-o',
                     osp.join(root, 'annotations')], check=True, capture_output=True)
     return root

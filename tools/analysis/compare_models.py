@@ -19,10 +19,11 @@ Examples::
 import argparse
 import os.path as osp
 
+from mmengine.config import Config
+
 from gan_mask_rcnn.comparison_plots import comparison_grid, loss_curves, read_training_log
 from gan_mask_rcnn.model_comparison import (ModelRun, compare, reference_data,
                                             run_from_work_dir, write_report)
-from mmengine.config import Config
 
 
 def parse_args():

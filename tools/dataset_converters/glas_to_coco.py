@@ -10,13 +10,14 @@ writes train.json, testA.json, testB.json and test.json (testA + testB) whose
 """
 import argparse
 
-from gan_mask_rcnn.instance_masks_to_coco import convert_glas
+from gan_mask_rcnn.glas_to_coco import convert_glas
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('glas_dir', help='the GlaS release folder (train_1.bmp, train_1_anno.bmp, ...)')
+    parser.add_argument('glas_dir',
+                        help='the GlaS release folder (train_1.bmp, train_1_anno.bmp, ...)')
     parser.add_argument('out_dir', help='where the json files are written')
     parser.add_argument('--min-area', type=int, default=0, help='drop smaller glands (px)')
     parser.add_argument('--no-progress', action='store_true')

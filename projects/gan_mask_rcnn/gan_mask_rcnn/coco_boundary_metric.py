@@ -11,7 +11,7 @@ import copy
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Sequence, Union
 
 import numpy as np
 from faster_coco_eval import COCO as FastCOCO
