@@ -14,9 +14,8 @@ from gan_mask_rcnn.ops import PrRoIPool
 from gan_mask_rcnn.prroi_extractor import PrRoIExtractor
 
 STRIDES = [4, 8, 16, 32]
-BASELINE = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
-    'gan_mask_rcnn', 'mask-rcnn_r18_fpn_shapes-cpu.py')
+BASELINE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                    'gan_mask_rcnn', 'mask-rcnn_r18_fpn_shapes-cpu.py')
 
 
 def _pyramid(channels=3, size=512, fill=None):
@@ -25,16 +24,16 @@ def _pyramid(channels=3, size=512, fill=None):
     for i, s in enumerate(STRIDES):
         shape = (2, channels, size // s, size // s)
         levels.append(
-            torch.full(shape, float(fill[i])) if fill else torch.randn(
-                shape, generator=gen))
+            torch.full(shape, float(fill[i])) if fill else torch.
+            randn(shape, generator=gen))
     return tuple(levels)
 
 
 # Boxes of levels 0, 1, 2 and 3 by mmdet's scale rule on a 512 px image; the
 # first two lie within 480 px, the last grid point of the coarsest level.
 ROIS = torch.tensor([[0, 10.0, 12.0, 40.0, 50.0], [1, 5.0, 5.0, 200.0, 150.0],
-                     [0, 30.5, 20.25, 330.0, 326.0], [1, 0.0, 0.0, 500.0,
-                                                      480.0]])
+                     [0, 30.5, 20.25, 330.0, 326.0],
+                     [1, 0.0, 0.0, 500.0, 480.0]])
 
 
 def test_default_output_size_is_28():
@@ -48,8 +47,10 @@ def test_default_output_size_is_28():
 
 
 def test_string_type_means_this_projects_op():
-    extractor = PrRoIExtractor(
-        3, STRIDES, roi_layer=dict(type='PrRoIPool', output_size=(5, 6)))
+    extractor = PrRoIExtractor(3,
+                               STRIDES,
+                               roi_layer=dict(type='PrRoIPool',
+                                              output_size=(5, 6)))
     assert type(extractor.roi_layers[0]) is PrRoIPool
     assert extractor.roi_layers[0].output_size == (5, 6)
 
@@ -57,44 +58,48 @@ def test_string_type_means_this_projects_op():
 def test_mapped_mode_routes_like_single_roi_extractor():
     feats = _pyramid()
     ours = PrRoIExtractor(3, STRIDES, roi_layer=dict(output_size=7))
-    mmdet = SingleRoIExtractor(
-        roi_layer=dict(type=PrRoIPool, output_size=7), out_channels=3,
-        featmap_strides=STRIDES)
+    mmdet = SingleRoIExtractor(roi_layer=dict(type=PrRoIPool, output_size=7),
+                               out_channels=3,
+                               featmap_strides=STRIDES)
     levels = mmdet.map_roi_levels(ROIS, len(STRIDES))
     assert levels.tolist() == [0, 1, 2, 3]
     torch.testing.assert_close(ours(feats, ROIS), mmdet(feats, ROIS))
-    torch.testing.assert_close(
-        ours(feats, ROIS, roi_scale_factor=1.5),
-        mmdet(feats, ROIS, roi_scale_factor=1.5))
+    torch.testing.assert_close(ours(feats, ROIS, roi_scale_factor=1.5),
+                               mmdet(feats, ROIS, roi_scale_factor=1.5))
 
 
 def test_max_mode_on_constant_levels():
     # Level l is the constant l + 1; its surface equals that constant between
     # the map's first and last grid points (and decays to 0 within one pixel
     # outside), so the maximum is 4 for RoIs inside every level's grid.
-    extractor = PrRoIExtractor(
-        2, STRIDES, roi_layer=dict(output_size=4), level_mode='max')
+    extractor = PrRoIExtractor(2,
+                               STRIDES,
+                               roi_layer=dict(output_size=4),
+                               level_mode='max')
     out = extractor(_pyramid(channels=2, fill=[1, 2, 3, 4]), ROIS[:2])
     torch.testing.assert_close(out, torch.full_like(out, 4.0))
 
 
 def test_max_mode_is_elementwise_max_of_levels():
     feats = _pyramid()
-    extractor = PrRoIExtractor(
-        3, STRIDES, roi_layer=dict(output_size=5), level_mode='max')
-    per_level = torch.stack([
-        PrRoIPool(5, 1 / s)(f, ROIS) for s, f in zip(STRIDES, feats)
-    ])
-    torch.testing.assert_close(
-        extractor(feats, ROIS), per_level.max(dim=0).values)
+    extractor = PrRoIExtractor(3,
+                               STRIDES,
+                               roi_layer=dict(output_size=5),
+                               level_mode='max')
+    per_level = torch.stack(
+        [PrRoIPool(5, 1 / s)(f, ROIS) for s, f in zip(STRIDES, feats)])
+    torch.testing.assert_close(extractor(feats, ROIS),
+                               per_level.max(dim=0).values)
 
 
 @pytest.mark.parametrize('level_mode', ['mapped', 'max'])
 def test_gradients_reach_rois_and_features(level_mode):
     feats = tuple(f.double().requires_grad_() for f in _pyramid())
     rois = ROIS.double().requires_grad_()
-    extractor = PrRoIExtractor(
-        3, STRIDES, roi_layer=dict(output_size=6), level_mode=level_mode)
+    extractor = PrRoIExtractor(3,
+                               STRIDES,
+                               roi_layer=dict(output_size=6),
+                               level_mode=level_mode)
     extractor(feats, rois).square().sum().backward()
     assert rois.grad[:, 1:].abs().min() > 0 and rois.grad[:, 0].eq(0).all()
     assert sum(f.grad.abs().sum() for f in feats) > 0
@@ -108,12 +113,15 @@ def test_bad_level_mode_raises():
 def test_mask_rcnn_forward_backward_with_prroi_extractors():
     register_all_modules()
     cfg = Config.fromfile(BASELINE).model
-    cfg.roi_head.bbox_roi_extractor = dict(
-        type='PrRoIExtractor', roi_layer=dict(output_size=7),
-        out_channels=256, featmap_strides=STRIDES)
-    cfg.roi_head.mask_roi_extractor = dict(
-        type='PrRoIExtractor', roi_layer=dict(output_size=14),
-        level_mode='max', out_channels=256, featmap_strides=STRIDES)
+    cfg.roi_head.bbox_roi_extractor = dict(type='PrRoIExtractor',
+                                           roi_layer=dict(output_size=7),
+                                           out_channels=256,
+                                           featmap_strides=STRIDES)
+    cfg.roi_head.mask_roi_extractor = dict(type='PrRoIExtractor',
+                                           roi_layer=dict(output_size=14),
+                                           level_mode='max',
+                                           out_channels=256,
+                                           featmap_strides=STRIDES)
     cfg.train_cfg.rpn_proposal.max_per_img = 32
     cfg.train_cfg.rcnn.sampler.num = 16
     model = MODELS.build(cfg)
@@ -124,8 +132,11 @@ def test_mask_rcnn_forward_backward_with_prroi_extractors():
         extractor.register_forward_hook(
             lambda m, args, out: calls.append(tuple(out.shape[1:])))
     data = model.data_preprocessor(
-        demo_mm_inputs(batch_size=1, image_shapes=(3, 96, 96), num_items=[2],
-                       num_classes=4, with_mask=True), True)
+        demo_mm_inputs(batch_size=1,
+                       image_shapes=(3, 96, 96),
+                       num_items=[2],
+                       num_classes=4,
+                       with_mask=True), True)
     loss, _ = model.parse_losses(model(**data, mode='loss'))
     assert torch.isfinite(loss)
     loss.backward()

@@ -20,15 +20,16 @@ from gan_mask_rcnn.ops.prroi_pool_reference import prroi_pool_reference
 
 DEVICES = [
     'cpu',
-    pytest.param('cuda', marks=[
-        pytest.mark.cuda,
-        pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
-    ]),
+    pytest.param('cuda',
+                 marks=[
+                     pytest.mark.cuda,
+                     pytest.mark.skipif(not torch.cuda.is_available(),
+                                        reason='no GPU')
+                 ]),
 ]
 STEP = 0.01  # reference sample spacing, feature-map pixels
-CSRC = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects',
-    'gan_mask_rcnn', 'gan_mask_rcnn', 'ops', 'csrc')
+CSRC = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects',
+                'gan_mask_rcnn', 'gan_mask_rcnn', 'ops', 'csrc')
 
 # (rois [b, x1, y1, x2, y2] in image pixels, output size, spatial scale) on a
 # (2, 3, 9, 11) map.
@@ -37,22 +38,21 @@ CASES = {
     'partly_outside': ([[1, -3.5, -2.2, 4.1, 3.3]], (3, 2), 1.0),
     'past_far_edge': ([[0, 7.5, 5.5, 14.0, 11.0]], (2, 2), 1.0),
     'within_one_pixel_outside': ([[0, -0.9, -0.8, -0.1, -0.2]], 2, 1.0),
-    'wholly_outside': ([[1, 20, 15, 25, 19], [0, -9, -8, -2.5, -1.5]], 2,
-                       1.0),
+    'wholly_outside': ([[1, 20, 15, 25, 19], [0, -9, -8, -2.5, -1.5]], 2, 1.0),
     'zero_width': ([[0, 3, 2, 3, 6]], 2, 1.0),
     'zero_height': ([[1, 3, 2, 7, 2]], 2, 1.0),
     'inverted': ([[0, 7, 2, 3, 6]], 2, 1.0),
     'grid_points': ([[0, 2, 1, 6, 5], [1, 0, 0, 10, 8]], 2, 1.0),
     'subpixel_bins': ([[1, 3.2, 4.1, 3.5, 4.4]], 3, 1.0),
-    'spatial_scale': ([[0, 4.6, 3.4, 17.8, 14.4], [1, -6, 1, 9, 30]], (3, 4),
-                      0.5),
+    'spatial_scale': ([[0, 4.6, 3.4, 17.8, 14.4], [1, -6, 1, 9,
+                                                   30]], (3, 4), 0.5),
 }
 
 
 def _features(dtype, device, shape=(2, 3, 9, 11)):
     gen = torch.Generator().manual_seed(0)
-    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 -
-            1).to(dtype=dtype, device=device)
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1).to(
+        dtype=dtype, device=device)
 
 
 def _tolerance(rois, output_size, scale, features):
@@ -73,8 +73,11 @@ def test_forward_matches_numerical_integration(case, dtype, device):
     feats = _features(dtype, device)
     boxes = torch.tensor(rois, dtype=dtype, device=device)
     out = prroi_pool(feats, boxes, output_size, scale)
-    ref = prroi_pool_reference(feats.double().cpu(), boxes.double().cpu(),
-                               output_size, scale, step=STEP)
+    ref = prroi_pool_reference(feats.double().cpu(),
+                               boxes.double().cpu(),
+                               output_size,
+                               scale,
+                               step=STEP)
     atol = _tolerance(rois, output_size, scale, feats)
     atol += 1e-5 if dtype == torch.float32 else 0
     assert out.dtype == dtype and out.shape == ref.shape
@@ -91,7 +94,8 @@ def test_outside_and_empty_bins_are_zero():
 
 
 def test_constant_map_interior_average_is_the_constant():
-    # The surface of a constant map is that constant up to 1 px outside the map.
+    # A constant map's surface is that constant between its first and last
+    # grid points (x in [0, W - 1], y in [0, H - 1]).
     feats = torch.full((1, 2, 6, 7), 3.5, dtype=torch.float64)
     rois = torch.tensor([[0, 0.0, 0.0, 6.0, 5.0], [0, 1.3, 0.2, 4.9, 3.7]],
                         dtype=torch.float64)
@@ -140,12 +144,14 @@ def test_gradcheck_features_and_rois(case, device):
 
     assert torch.autograd.gradcheck(
         fn, (feats.requires_grad_(), coords.requires_grad_()),
-        eps=1e-6, atol=1e-6)
+        eps=1e-6,
+        atol=1e-6)
 
 
 def test_roi_gradient_of_batch_index_is_zero():
     feats = _features(torch.float64, 'cpu')
-    rois = torch.tensor([[1, 2.3, 1.7, 8.9, 7.2]], dtype=torch.float64,
+    rois = torch.tensor([[1, 2.3, 1.7, 8.9, 7.2]],
+                        dtype=torch.float64,
                         requires_grad=True)
     prroi_pool(feats, rois, 2).sum().backward()
     assert rois.grad[0, 0] == 0 and rois.grad[0, 1:].abs().sum() > 0
@@ -166,14 +172,16 @@ def test_opcheck():
     for feat_grad, roi_grad in [(True, True), (True, False), (False, True)]:
         args = (feats.clone().requires_grad_(feat_grad),
                 rois.clone().requires_grad_(roi_grad), 3, 2, 0.5)
-        torch.library.opcheck(torch.ops.gan_mask_rcnn.prroi_pool.default,
-                              args)
+        torch.library.opcheck(torch.ops.gan_mask_rcnn.prroi_pool.default, args)
 
 
-@pytest.mark.parametrize('backend', [
-    'aot_eager',
-    pytest.param('inductor', marks=pytest.mark.slow),  # ~30 s of C++ builds
-])
+@pytest.mark.parametrize(
+    'backend',
+    [
+        'aot_eager',
+        pytest.param('inductor',
+                     marks=pytest.mark.slow),  # ~30 s of C++ builds
+    ])
 def test_torch_compile_fullgraph(backend):
     feats = _features(torch.float32, 'cpu').requires_grad_()
     rois = torch.tensor(CASES['spatial_scale'][0], requires_grad=True)
@@ -196,7 +204,8 @@ def test_nan_features_propagate():
     with torch.no_grad():
         feats[0, 1, 4, 5] = float('nan')
     rois = torch.tensor([[0, 3.0, 3.0, 8.0, 7.0], [0, 0.0, 0.0, 2.0, 2.0],
-                         [1, 3.0, 3.0, 8.0, 7.0]], requires_grad=True)
+                         [1, 3.0, 3.0, 8.0, 7.0]],
+                        requires_grad=True)
     out = prroi_pool(feats, rois, 2)
     assert out[0, 1].isnan().any() and not out[0, [0, 2]].isnan().any()
     assert not out[1:].isnan().any()
@@ -207,8 +216,8 @@ def test_nan_features_propagate():
 
 def test_non_finite_roi_pools_to_nan():
     feats = _features(torch.float32, 'cpu')
-    rois = torch.tensor([[0, float('nan'), 1, 5, 5], [0, 1, 1, float('inf'), 5],
-                         [0, 1, 1, 5, 5]])
+    rois = torch.tensor([[0, float('nan'), 1, 5, 5],
+                         [0, 1, 1, float('inf'), 5], [0, 1, 1, 5, 5]])
     out = prroi_pool(feats, rois, 2)
     assert out[:2].isnan().all() and out[2].isfinite().all()
 
@@ -217,15 +226,16 @@ def test_non_finite_roi_pools_to_nan():
     (torch.zeros(3, 4), r'rois must be \(K, 5\), got shape \(3, 4\)'),
     (torch.zeros(5), r'rois must be \(K, 5\), got shape \(5,\)'),
     (torch.zeros(1, 5, dtype=torch.float64), 'one dtype.*float32.*float64'),
-], ids=['rois_width_4', 'rois_rank_1', 'rois_dtype'])
+],
+                         ids=['rois_width_4', 'rois_rank_1', 'rois_dtype'])
 def test_bad_rois_raise(rois, match):
     with pytest.raises(ValueError, match=match):
         prroi_pool(torch.zeros(1, 2, 4, 4), rois, 2)
 
 
-@pytest.mark.parametrize('index', [-1.0, 2.0, float('nan')],
-                         ids=['batch_index_negative', 'batch_index_too_large',
-                              'batch_index_nan'])
+@pytest.mark.parametrize(
+    'index', [-1.0, 2.0, float('nan')],
+    ids=['batch_index_negative', 'batch_index_too_large', 'batch_index_nan'])
 def test_batch_index_outside_batch_raises(index):
     rois = torch.tensor([[0, 0, 0, 2, 2], [index, 0, 0, 2, 2]])
     with pytest.raises(RuntimeError,
@@ -234,9 +244,9 @@ def test_batch_index_outside_batch_raises(index):
         prroi_pool(torch.zeros(2, 1, 4, 4), rois, 2)
 
 
-@pytest.mark.parametrize('size', [0, -2, (2, 0), (2, 2, 2), 1.5],
-                         ids=['zero', 'negative', 'zero_width', 'three_dims',
-                              'float'])
+@pytest.mark.parametrize(
+    'size', [0, -2, (2, 0), (2, 2, 2), 1.5],
+    ids=['zero', 'negative', 'zero_width', 'three_dims', 'float'])
 def test_bad_output_size_raises(size):
     with pytest.raises(ValueError, match='output_size must be a positive'):
         PrRoIPool(size)
@@ -246,7 +256,8 @@ def test_bad_output_size_raises(size):
 
 def test_other_bad_inputs_raise():
     rois = torch.zeros(1, 5)
-    with pytest.raises(ValueError, match=r'features must be \(N, C, H, W\), '
+    with pytest.raises(ValueError,
+                       match=r'features must be \(N, C, H, W\), '
                        r'got shape \(2, 4, 4\)'):
         prroi_pool(torch.zeros(2, 4, 4), rois, 2)
     with pytest.raises(ValueError, match='one device, got meta and cpu'):
@@ -259,14 +270,15 @@ def test_other_bad_inputs_raise():
 
 def test_op_schema_checks_direct_calls():
     # The C++ checks guard direct torch.ops calls that skip the Python wrapper.
-    with pytest.raises(RuntimeError, match=r'output_size must be positive, '
+    with pytest.raises(RuntimeError,
+                       match=r'output_size must be positive, '
                        r'got \(0, 2\)'):
-        torch.ops.gan_mask_rcnn.prroi_pool(
-            torch.zeros(1, 1, 4, 4), torch.zeros(1, 5), 0, 2, 1.0)
+        torch.ops.gan_mask_rcnn.prroi_pool(torch.zeros(1, 1, 4, 4),
+                                           torch.zeros(1, 5), 0, 2, 1.0)
     with pytest.raises(RuntimeError, match=r'grad_output must have shape'):
-        torch.ops.gan_mask_rcnn.prroi_pool_backward(
-            torch.zeros(2, 1, 2, 2), torch.zeros(1, 5), [1, 1, 4, 4], 2, 2,
-            1.0)
+        torch.ops.gan_mask_rcnn.prroi_pool_backward(torch.zeros(2, 1, 2, 2),
+                                                    torch.zeros(1, 5),
+                                                    [1, 1, 4, 4], 2, 2, 1.0)
 
 
 def test_module_matches_mmcv_signature():
@@ -275,8 +287,8 @@ def test_module_matches_mmcv_signature():
     assert repr(ours) == repr(theirs) == \
         'PrRoIPool(output_size=(7, 7), spatial_scale=0.25)'
     assert ours.output_size == theirs.output_size
-    feats, rois = _features(torch.float32, 'cpu'), torch.tensor(
-        CASES['interior'][0])
+    feats, rois = _features(torch.float32,
+                            'cpu'), torch.tensor(CASES['interior'][0])
     torch.testing.assert_close(
         PrRoIPool((2, 3))(feats, rois), prroi_pool(feats, rois, (2, 3)))
 
@@ -297,8 +309,9 @@ def test_cuda_half_types_match_float32(dtype):
 def test_cuda_matches_mmcv_prroi_pool():
     from mmcv.ops import PrRoIPool as MMCVPrRoIPool
     feats = _features(torch.float32, 'cuda', shape=(2, 8, 20, 24))
-    rois = torch.tensor([[0, 4.6, 3.4, 17.8, 14.4], [1, -6, 1, 9, 30],
-                         [0, 10, 10, 30, 20]], device='cuda')
+    rois = torch.tensor(
+        [[0, 4.6, 3.4, 17.8, 14.4], [1, -6, 1, 9, 30], [0, 10, 10, 30, 20]],
+        device='cuda')
     outs, grads = [], []
     for op in (PrRoIPool(7, 0.5), MMCVPrRoIPool(7, 0.5)):
         f, r = feats.clone().requires_grad_(), rois.clone().requires_grad_()
@@ -333,8 +346,8 @@ def test_cuda_sources_compile(tmp_path):
             for p in include_paths()):
         stub = tmp_path / 'stub' / 'c10' / 'cuda' / 'impl'
         stub.mkdir(parents=True)
-        (stub / 'cuda_cmake_macros.h').write_text(
-            '#define C10_CUDA_BUILD_SHARED_LIBS\n')
+        (stub / 'cuda_cmake_macros.h'
+         ).write_text('#define C10_CUDA_BUILD_SHARED_LIBS\n')
         includes.append(str(tmp_path / 'stub'))
     cmd = [
         _nvcc(), '-c',

@@ -3,18 +3,19 @@
 Times forward + backward side by side in one run on Mask R-CNN shapes (RoIs of
 32-256 px on a stride-4 map) and prints a markdown table of medians and ratios:
 
-* ``prroi (feat grad)``: this project's op, gradient wrt the features only
-  (the work RoIAlign does);
+* ``prroi (feat grad)``: this project's op, gradient wrt the features
+  only (the work RoIAlign does);
 * ``prroi (feat+roi grad)``: also the gradient wrt the RoI coordinates;
-* ``RoIAlign``: ``mmcv.ops.RoIAlign(out, scale, sampling_ratio=2, aligned=True)``;
-* ``reference``: ``prroi_pool_reference`` (dense midpoint integration, autograd),
-  timed on the first ``--ref-rois`` RoIs with this op beside it on the same RoIs;
+* ``RoIAlign``: ``mmcv.ops.RoIAlign(out, scale, 2, aligned=True)``;
+* ``reference``: ``prroi_pool_reference`` (dense midpoint integration,
+  autograd), timed on the first ``--ref-rois`` RoIs with this op beside it
+  on the same RoIs;
 * on a GPU also ``mmcv PrRoIPool`` (CUDA only, float32).
 
 Example::
 
-    python tools/benchmark_prroi_pool.py                 # 512 RoIs, 7x7 and 28x28
-    python tools/benchmark_prroi_pool.py --threads 1 2   # per-thread-count tables
+    python tools/benchmark_prroi_pool.py               # 512 RoIs, 7x7, 28x28
+    python tools/benchmark_prroi_pool.py --threads 1 2 # one table per count
 """
 import argparse
 import statistics
@@ -33,16 +34,26 @@ def parse_args():
     parser.add_argument('--channels', type=int, default=256)
     parser.add_argument('--height', type=int, default=200)
     parser.add_argument('--width', type=int, default=336)
-    parser.add_argument('--scale', type=float, default=0.25,
+    parser.add_argument('--scale',
+                        type=float,
+                        default=0.25,
                         help='feature-map pixels per image pixel')
     parser.add_argument('--sizes', type=int, nargs='+', default=[7, 28])
     parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--ref-rois', type=int, default=8,
+    parser.add_argument('--ref-rois',
+                        type=int,
+                        default=8,
                         help='RoIs on which the slow reference is timed')
-    parser.add_argument('--ref-step', type=float, default=0.25,
+    parser.add_argument('--ref-step',
+                        type=float,
+                        default=0.25,
                         help='reference sample spacing, feature-map pixels')
-    parser.add_argument('--threads', type=int, nargs='+', default=None,
-                        help='CPU thread counts to run (default: torch default)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        nargs='+',
+        default=None,
+        help='CPU thread counts to run (default: torch default)')
     parser.add_argument('--device', default='cpu')
     return parser.parse_args()
 
@@ -50,7 +61,10 @@ def parse_args():
 def make_inputs(args, device):
     """(2, C, H, W) features and (K, 5) RoIs of 32-256 px inside the image."""
     gen = torch.Generator().manual_seed(0)
-    feats = torch.randn(2, args.channels, args.height, args.width,
+    feats = torch.randn(2,
+                        args.channels,
+                        args.height,
+                        args.width,
                         generator=gen)
     img_h, img_w = args.height / args.scale, args.width / args.scale
     size = 32 + 224 * torch.rand(args.rois, 2, generator=gen)
@@ -100,16 +114,16 @@ def run(args, device):
         mine = timed(ours, feats, rois, args.repeat)
         mine_roi = timed(ours, feats, rois, args.repeat, roi_grad=True)
         rows.append((f'{out}x{out}', 'RoIAlign', args.rois, base, base))
-        rows.append((f'{out}x{out}', 'prroi (feat grad)', args.rois, mine,
-                     base))
+        rows.append(
+            (f'{out}x{out}', 'prroi (feat grad)', args.rois, mine, base))
         rows.append((f'{out}x{out}', 'prroi (feat+roi grad)', args.rois,
                      mine_roi, base))
         if device.type == 'cuda':
             from mmcv.ops import PrRoIPool
             mmcv_prroi = PrRoIPool(out, args.scale)
-            rows.append((f'{out}x{out}', 'mmcv PrRoIPool (feat grad)',
-                         args.rois, timed(mmcv_prroi, feats, rois,
-                                          args.repeat), base))
+            rows.append(
+                (f'{out}x{out}', 'mmcv PrRoIPool (feat grad)', args.rois,
+                 timed(mmcv_prroi, feats, rois, args.repeat), base))
         sub = rois[:args.ref_rois]
         mine_sub = timed(ours, feats, sub, 1, roi_grad=True)
         ref_sub = timed(ref, feats, sub, 1, roi_grad=True)

@@ -49,12 +49,11 @@ class PrRoIExtractor(SingleRoIExtractor):
         if level_mode not in LEVEL_MODES:
             raise ValueError(
                 f'level_mode must be one of {LEVEL_MODES}, got {level_mode!r}')
-        super().__init__(
-            roi_layer=roi_layer,
-            out_channels=out_channels,
-            featmap_strides=featmap_strides,
-            finest_scale=finest_scale,
-            init_cfg=init_cfg)
+        super().__init__(roi_layer=roi_layer,
+                         out_channels=out_channels,
+                         featmap_strides=featmap_strides,
+                         finest_scale=finest_scale,
+                         init_cfg=init_cfg)
         self.level_mode = level_mode
 
     def build_roi_layers(self, layer_cfg: ConfigType,

@@ -32,15 +32,14 @@ def _prroi_pool_fake(features, rois, pooled_height, pooled_width,
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool_backward')
-def _prroi_pool_backward_fake(grad_output, rois, features_shape,
-                              pooled_height, pooled_width, spatial_scale):
+def _prroi_pool_backward_fake(grad_output, rois, features_shape, pooled_height,
+                              pooled_width, spatial_scale):
     return grad_output.new_empty(features_shape)
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool_coor_backward')
 def _prroi_pool_coor_backward_fake(grad_output, output, features, rois,
-                                   pooled_height, pooled_width,
-                                   spatial_scale):
+                                   pooled_height, pooled_width, spatial_scale):
     return rois.new_empty(rois.shape)
 
 
@@ -66,8 +65,9 @@ def _backward(ctx, grad_output):
     return grad_features, grad_rois, None, None, None
 
 
-torch.library.register_autograd(
-    'gan_mask_rcnn::prroi_pool', _backward, setup_context=_setup_context)
+torch.library.register_autograd('gan_mask_rcnn::prroi_pool',
+                                _backward,
+                                setup_context=_setup_context)
 
 
 def _check_output_size(output_size) -> Tuple[int, int]:
@@ -150,8 +150,7 @@ class PrRoIPool(nn.Module):
 
     def forward(self, features: Tensor, rois: Tensor) -> Tensor:
         """Pools (N, C, H, W) features over (K, 5) rois -> (K, C, h, w)."""
-        return prroi_pool(features, rois, self.output_size,
-                          self.spatial_scale)
+        return prroi_pool(features, rois, self.output_size, self.spatial_scale)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(output_size={self.output_size}, '

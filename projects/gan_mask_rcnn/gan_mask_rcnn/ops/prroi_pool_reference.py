@@ -13,6 +13,7 @@ grid line costs at most |slope jump| * h**2 / 8 per unit length. With
 extents bw, bh >= b_min is off by at most (1 + 1 / b_min) * M * step**2.
 """
 import math
+from functools import partial
 from typing import Sequence, Union
 
 import torch
@@ -73,18 +74,19 @@ def prroi_pool_reference(features: Tensor,
         x1, y1, x2, y2 = roi[1:] * spatial_scale
         bw = (x2 - x1).clamp(min=0) / out_w
         bh = (y2 - y1).clamp(min=0) / out_h
-        if float(bw * bh) == 0:
+        extents = (float(bw.detach()), float(bh.detach()))
+        if extents[0] * extents[1] == 0:
             outputs.append(features.new_zeros(features.shape[1], out_h, out_w))
             continue
-        n = max(1, math.ceil(max(float(bw), float(bh)) / step))
-        frac = (torch.arange(n, dtype=features.dtype, device=features.device) + 0.5) / n
-        xs = x1 + bw * (torch.arange(out_w, dtype=features.dtype, device=features.device)[:, None] +
-                        frac).flatten()
-        ys = y1 + bh * (torch.arange(out_h, dtype=features.dtype, device=features.device)[:, None] +
-                        frac).flatten()
-        surface = bilinear_surface(features[int(roi[0])], ys, xs)
-        outputs.append(
-            surface.view(-1, out_h, n, out_w, n).mean(dim=(2, 4)))
+        n = max(1, math.ceil(max(extents) / step))
+        arange = partial(torch.arange,
+                         dtype=features.dtype,
+                         device=features.device)
+        frac = (arange(n) + 0.5) / n
+        xs = x1 + bw * (arange(out_w)[:, None] + frac).flatten()
+        ys = y1 + bh * (arange(out_h)[:, None] + frac).flatten()
+        surface = bilinear_surface(features[int(roi[0].detach())], ys, xs)
+        outputs.append(surface.view(-1, out_h, n, out_w, n).mean(dim=(2, 4)))
     if not outputs:
         return features.new_zeros(0, features.shape[1], out_h, out_w)
     return torch.stack(outputs)
