@@ -56,6 +56,7 @@ def main():
         rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 4))
         set_data_root(cfg, args.data)
         cfg.randomness = dict(seed=args.seed)
+        cfg.train_cfg.val_begin = args.iters + 1  # evaluated once, by `mim test` below
         cfg_file = osp.join(args.work_dir, f'{name}.py')
         cfg.dump(cfg_file)
         print(f'[demo {2 * step + 1}/4] train {name} ({args.iters} iterations, seed {args.seed})',

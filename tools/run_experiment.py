@@ -127,6 +127,7 @@ def main():
             if model == 'gan':
                 cfg.merge_from_dict(args.gan_options)
             cfg.randomness = dict(seed=seed)
+            cfg.train_cfg.val_begin = args.iters + 1  # evaluated once, by `mim test` below
             run_dir = osp.join(work, f'{model}_seed{seed}')
             os.makedirs(run_dir, exist_ok=True)
             cfg_file = osp.join(run_dir, 'config.py')
