@@ -39,7 +39,7 @@ def test_mim_train_then_mim_test(shapes_root, tmp_path):
     assert osp.exists(ckpt)
     out = _run(MIM + ['test', 'mmdet', cfg_file, '--checkpoint', ckpt,
                       '--work-dir', work_dir], cwd=str(tmp_path))
-    for key in ('bbox_mAP', 'segm_mAP', 'bbox_mAP_50', 'segm_mAP_75'):
+    for key in ('bbox_mAP', 'segm_mAP', 'bbox_mAP_50', 'segm_mAP_75', 'boundary_mAP'):
         assert re.search(rf'coco/{key}: [0-9.]+', out), f'{key} missing in:\n{out[-3000:]}'
 
 

@@ -55,7 +55,10 @@ val_dataloader = dict(
         ann_file='annotations/val.json', data_prefix=dict(img=''),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/val.json', metric=['bbox', 'segm'])
+# COCO bbox and segm AP plus Boundary AP (dilation ratio 0.02), one evaluator.
+val_evaluator = dict(
+    type='CocoBoundaryMetric', ann_file=data_root + 'annotations/val.json',
+    metric=['bbox', 'segm', 'boundary'])
 test_evaluator = val_evaluator
 
 train_cfg = dict(
