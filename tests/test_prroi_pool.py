@@ -324,6 +324,88 @@ def test_cuda_matches_mmcv_prroi_pool():
         torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)
 
 
+HOST_HARNESS = r"""
+#include <cstdio>
+#include <vector>
+#include "prroi_pool_utils.h"
+using namespace gan_mask_rcnn;
+int main() {
+  int h, w, n;
+  if (std::scanf("%d %d", &h, &w) != 2) return 1;
+  std::vector<double> plane(h * w);
+  for (double& v : plane) std::scanf("%lf", &v);
+  std::scanf("%d", &n);
+  for (int b = 0; b < n; ++b) {
+    double x1, y1, x2, y2;
+    std::scanf("%lf %lf %lf %lf", &x1, &y1, &x2, &y2);
+    const double bw = x2 - x1, bh = y2 - y1;
+    const double* p = plane.data();
+    std::printf("%.17g %.17g %.17g %.17g %.17g\n",
+                prroi_bin_average<double>(p, h, w, x1, y1, x2, y2, bw, bh),
+                prroi_vertical_edge_average<double>(p, h, w, x1, y1, y2, bh),
+                prroi_vertical_edge_average<double>(p, h, w, x2, y1, y2, bh),
+                prroi_horizontal_edge_average<double>(p, h, w, y1, x1, x2, bw),
+                prroi_horizontal_edge_average<double>(p, h, w, y2, x1, x2, bw));
+  }
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which('c++') is None, reason='no C++ compiler')
+def test_shared_header_cuda_path_math_on_host(tmp_path):
+    """The per-bin functions only the CUDA kernels call, compiled for the host.
+
+    Bin averages and edge averages (means of the surface along each bin edge)
+    against midpoint integration of the bilinear surface.
+    """
+    from gan_mask_rcnn.ops.prroi_pool_reference import bilinear_surface
+    src, exe = tmp_path / 'harness.cpp', tmp_path / 'harness'
+    src.write_text(HOST_HARNESS)
+    subprocess.run([
+        'c++', '-O1', '-std=c++17', f'-I{osp.join(CSRC, "common")}',
+        str(src), '-o',
+        str(exe)
+    ],
+                   check=True,
+                   timeout=120)
+    plane = _features(torch.float64, 'cpu')[0, 0]  # (9, 11)
+    bins = torch.tensor(
+        [[2.3, 1.7, 5.9, 4.2], [-0.7, -0.4, 1.6, 2.5], [9.5, 7.2, 10.8, 8.6],
+         [3.0, 2.0, 5.0, 6.0], [4.1, 4.2, 4.3, 4.35]],
+        dtype=torch.float64)
+    numbers = [9, 11] + plane.flatten().tolist() + [len(bins)] + \
+        bins.flatten().tolist()
+    stdin = ' '.join(map(repr, numbers))
+    result = subprocess.run([str(exe)],
+                            input=stdin,
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                            timeout=60)
+    got = torch.tensor([[float(v) for v in line.split()]
+                        for line in result.stdout.splitlines()],
+                       dtype=torch.float64)
+
+    def mean_along(lo, hi):  # midpoints of [lo, hi] at spacing <= STEP
+        n = max(1, int((hi - lo) / STEP) + 1)
+        return lo + (hi - lo) * (torch.arange(n, dtype=torch.float64) +
+                                 0.5) / n
+
+    for (x1, y1, x2, y2), row in zip(bins.tolist(), got):
+        rois = torch.tensor([[0, x1, y1, x2, y2]], dtype=torch.float64)
+        avg = prroi_pool_reference(plane[None, None], rois, 1, step=STEP)
+        xs, ys = mean_along(x1, x2), mean_along(y1, y2)
+        edges = [bilinear_surface(plane[None], ys, torch.tensor([x]))
+                 for x in (x1, x2)] + \
+                [bilinear_surface(plane[None], torch.tensor([y]), xs)
+                 for y in (y1, y2)]
+        ref = torch.stack([avg.flatten()[0]] + [e.mean() for e in edges])
+        b_min = min(x2 - x1, y2 - y1)
+        atol = (1 + 1 / b_min) * plane.abs().max().item() * STEP**2
+        torch.testing.assert_close(row, ref, rtol=0, atol=atol)
+
+
 def _nvcc():
     cuda_home = os.environ.get('CUDA_HOME', '/usr/local/cuda')
     return shutil.which('nvcc') or shutil.which(
