@@ -27,14 +27,15 @@ BASELINE_CPU = osp.join(CONFIGS, 'mask-rcnn_r18_fpn_shapes-cpu.py')
 
 @pytest.fixture(scope='module')
 def gan_checkpoint(shapes_root, tiny_cfg_factory, tmp_path_factory):
-    """Two adversarial iterations of the tiny GAN config: (config file, checkpoint)."""
+    """One adversarial iteration of the tiny GAN config: (config file, checkpoint)."""
     work_dir = str(tmp_path_factory.mktemp('tiny_gan'))
-    cfg = tiny_cfg_factory(GAN_CPU, shapes_root, work_dir, max_iters=2)
+    cfg = tiny_cfg_factory(GAN_CPU, shapes_root, work_dir, max_iters=1)
     cfg.train_cfg.update(adv_start_iter=0, adv_weight_ramp_iters=0)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no validation
     cfg_file = osp.join(work_dir, 'tiny_gan.py')
     cfg.dump(cfg_file)
     Runner.from_cfg(Config.fromfile(cfg_file)).train()
-    return cfg_file, osp.join(work_dir, 'iter_2.pth')
+    return cfg_file, osp.join(work_dir, 'iter_1.pth')
 
 
 def test_publish(gan_checkpoint, shapes_root, tiny_cfg_factory, tmp_path, capsys):

@@ -7,8 +7,9 @@ One run builds both models from their configs and measures, side by side:
   that load from other processes hits both alike; the GAN iterations are
   adversarial (generator step + ``d_steps`` discriminator steps);
 - peak memory of training: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
-  peak resident set size (``VmHWM``) of a forked process that builds and trains only
-  that model, minus its size before building it;
+  peak resident set size (``VmHWM``) of a fresh process (spawned: forking a process
+  whose torch thread pool has run can hang) that builds and trains only that model,
+  minus its size before building it;
 - time per inference (``test_step``, batch 1), alternating the same way.
 
 It prints a Markdown table with medians and GAN / baseline ratios (targets: training
@@ -30,6 +31,7 @@ from typing import Callable, Dict, List
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -47,6 +49,7 @@ DEFAULT_CONFIGS = [osp.join(REPO, 'configs', 'gan_mask_rcnn', name) for name in 
 
 def build_trainable(cfg: Config, device: str):
     """Model (weights initialised, GAN schedule adversarial) and its optim wrapper."""
+    MMLogger.get_instance('benchmark_gan_training', log_level='WARNING')  # no init log
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -117,7 +120,7 @@ def peak_train_memory_mib(cfg: Config, batches: List[dict], device: str) -> floa
         peak = torch.cuda.max_memory_allocated() - start
         del model, optim
         return peak / 2**20
-    ctx = mp.get_context('fork')
+    ctx = mp.get_context('spawn')
     queue = ctx.Queue()
     proc = ctx.Process(target=_cpu_peak_child, args=(cfg, batches, queue))
     proc.start()
