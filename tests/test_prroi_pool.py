@@ -222,6 +222,18 @@ def test_non_finite_roi_pools_to_nan():
     assert out[:2].isnan().all() and out[2].isfinite().all()
 
 
+def test_extreme_coordinates_stay_in_bounds():
+    feats = _features(torch.float32, 'cpu').requires_grad_()
+    rois = torch.tensor([[0, -3e38, 0, 3e38, 5], [0, 1e30, 1e30, 2e30, 2e30],
+                         [1, -1e30, -1e30, 1e30, 1e30], [1, -1e30, 2, 1e30, 4]],
+                        requires_grad=True)
+    out = prroi_pool(feats, rois, 3)
+    assert out[0].isnan().all()  # the width overflows float32
+    assert out[1].eq(0).all() and out[2:].isfinite().all()
+    out[1:].sum().backward()
+    assert feats.grad.isfinite().all() and rois.grad[1:].isfinite().all()
+
+
 @pytest.mark.parametrize('rois, match', [
     (torch.zeros(3, 4), r'rois must be \(K, 5\), got shape \(3, 4\)'),
     (torch.zeros(5), r'rois must be \(K, 5\), got shape \(5,\)'),

@@ -38,15 +38,21 @@ PRROI_HOST_DEVICE T prroi_axis_weight(T lo, T hi, int i) {
   return prroi_hat_cdf(hi - T(i)) - prroi_hat_cdf(lo - T(i));
 }
 
+// v clamped to [-2, size + 1] (NaN -> -2): a coordinate that is safe to
+// convert to int and means the same as v for a map of `size` grid points.
+template <typename T>
+PRROI_HOST_DEVICE T prroi_clamp_coord(T v, int size) {
+  const T bound = T(size) + T(1);
+  return !(v >= T(-2)) ? T(-2) : (v > bound ? bound : v);
+}
+
 // Grid indices in [0, size) whose hat function overlaps [lo, hi]; an empty
-// range gives *last < *first. Inputs are clamped before the float->int
-// conversion, so huge coordinates cannot overflow.
+// range gives *last < *first.
 template <typename T>
 PRROI_HOST_DEVICE void prroi_axis_range(T lo, T hi, int size, int* first,
                                         int* last) {
-  const T bound = T(size) + T(1);
-  lo = lo < T(-2) ? T(-2) : (lo > bound ? bound : lo);
-  hi = hi < T(-2) ? T(-2) : (hi > bound ? bound : hi);
+  lo = prroi_clamp_coord(lo, size);
+  hi = prroi_clamp_coord(hi, size);
   const int f = static_cast<int>(floor(lo));
   const int l = static_cast<int>(ceil(hi));
   *first = f < 0 ? 0 : f;
@@ -57,7 +63,8 @@ enum PrRoIState { kPrRoIValid = 0, kPrRoIEmpty = 1, kPrRoINonFinite = 2 };
 
 // Bin extents of a RoI with corners (x1, y1), (x2, y2) on the feature map,
 // split into pooled_h x pooled_w bins. kPrRoINonFinite for a non-finite corner
-// (the RoI pools to NaN), kPrRoIEmpty for a zero bin area (it pools to 0).
+// or an extent that overflows (the RoI pools to NaN), kPrRoIEmpty for a zero
+// bin area (it pools to 0).
 template <typename T>
 PRROI_HOST_DEVICE int prroi_roi_bins(T x1, T y1, T x2, T y2, int pooled_h,
                                      int pooled_w, T* bw, T* bh) {
@@ -67,6 +74,8 @@ PRROI_HOST_DEVICE int prroi_roi_bins(T x1, T y1, T x2, T y2, int pooled_h,
     return kPrRoINonFinite;
   *bw = (x2 > x1 ? x2 - x1 : T(0)) / T(pooled_w);
   *bh = (y2 > y1 ? y2 - y1 : T(0)) / T(pooled_h);
+  if (!((*bw - *bw) == T(0) && (*bh - *bh) == T(0)))  // extent overflowed
+    return kPrRoINonFinite;
   return *bw * *bh == T(0) ? kPrRoIEmpty : kPrRoIValid;
 }
 
@@ -82,8 +91,7 @@ PRROI_HOST_DEVICE void prroi_bin_edges(T start, T bin, int p, T* lo, T* hi) {
 template <typename T>
 PRROI_HOST_DEVICE void prroi_interp_taps(T x, int size, int* i0, T* w0,
                                          T* w1) {
-  const T bound = T(size) + T(1);
-  x = x < T(-2) ? T(-2) : (x > bound ? bound : x);
+  x = prroi_clamp_coord(x, size);
   const T fl = floor(x);
   *i0 = static_cast<int>(fl);
   *w1 = x - fl;
