@@ -4,7 +4,7 @@ References are the numpy masks the test paints: decoded RLEs must equal them,
 boxes must be their pixel extents, and pycocotools must load the files.
 """
 import json
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -183,20 +183,26 @@ def test_glas_release(glas_release, tmp_path):
         check_against_maps(path, maps, lambda v: 'gland')
 
 
-def test_clis(glas_release, id_map_folder, tmp_path):
+def run_cli(script, args, monkeypatch):
+    """Run a converter CLI in this process, as ``python script args``."""
+    monkeypatch.setattr(sys, 'argv', [script] + [str(a) for a in args])
+    runpy.run_path(str(ROOT / 'tools' / 'dataset_converters' / script), run_name='__main__')
+
+
+def test_clis(glas_release, id_map_folder, tmp_path, monkeypatch, capsys):
     root, _ = glas_release
-    out = subprocess.run(
-        [sys.executable, str(ROOT / 'tools/dataset_converters/glas_to_coco.py'), str(root),
-         str(tmp_path / 'glas_out'), '--no-progress'],
-        capture_output=True, text=True, check=True).stdout
-    assert 'test:' in out and (tmp_path / 'glas_out' / 'testB.json').exists()
+    run_cli('glas_to_coco.py', [root, tmp_path / 'glas_out', '--no-progress'], monkeypatch)
+    assert 'test:' in capsys.readouterr().out
+    assert (tmp_path / 'glas_out' / 'testB.json').exists()
     folder, _ = id_map_folder
     (tmp_path / 'val.txt').write_text('img_0\nimg_4\n')
-    subprocess.run(
-        [sys.executable, str(ROOT / 'tools/dataset_converters/instance_masks_to_coco.py'),
-         str(folder / 'img'), str(folder / 'ann'), str(tmp_path / 'cli_out'),
-         '--classes', 'car', 'person', '--value-to-class', '1=car', '2=person',
-         '--label-divisor', '1000', '--split', f'val={tmp_path / "val.txt"}'],
-        capture_output=True, text=True, check=True)
+    run_cli('instance_masks_to_coco.py',
+            [folder / 'img', folder / 'ann', tmp_path / 'cli_out', '--classes', 'car', 'person',
+             '--value-to-class', '1=car', '2=person', '--label-divisor', '1000',
+             '--split', f'val={tmp_path / "val.txt"}'], monkeypatch)
     val = COCO(str(tmp_path / 'cli_out' / 'val.json'))
     assert [i['file_name'] for i in val.dataset['images']] == ['img_0.jpg', 'img_4.jpg']
+    with pytest.raises(SystemExit, match='NAME=VALUE'):
+        run_cli('instance_masks_to_coco.py', [folder / 'img', folder / 'ann', tmp_path / 'x',
+                                              '--classes', 'car', '--ratios', 'train'],
+                monkeypatch)
