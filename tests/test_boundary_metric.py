@@ -191,6 +191,7 @@ def test_annotation_file_with_other_classes_names_both_lists(tmp_path):
     (dict(metric=[]), 'metric must be'),
     (dict(boundary_dilation_ratio=0.0), 'boundary_dilation_ratio.*0.0'),
     (dict(proposal_nums=(100, )), r'proposal_nums.*\(100,\)'),
+    (dict(metric_items=['mAP', 'AP_huge']), r"metric_items \['AP_huge'\]"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -203,3 +204,10 @@ def test_registered_in_mmdet_metrics():
     metric = METRICS.build(dict(type='CocoBoundaryMetric', metric=['segm', 'boundary']))
     assert isinstance(metric, CocoBoundaryMetric)
     assert metric.metrics == ['segm', 'boundary']
+
+
+def test_metric_items_select_the_reported_numbers():
+    gt = rect(50, 50, 100, 100)
+    res = evaluate([data_sample(0, [gt], [0], [gt], [0], [0.9])],
+                   metric='boundary', metric_items=['mAP_50', 'AR@100'])
+    assert res == {'coco/boundary_mAP_50': 1.0, 'coco/boundary_AR@100': 1.0}

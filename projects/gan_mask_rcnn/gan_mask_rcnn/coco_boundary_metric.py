@@ -68,6 +68,9 @@ class CocoBoundaryMetric(CocoMetric):
         if len(kwargs.get('proposal_nums', (1, 2, 3))) != 3:
             raise ValueError('proposal_nums must have 3 entries, got '
                              f"{kwargs['proposal_nums']!r}")
+        unknown = [i for i in kwargs.get('metric_items') or [] if i not in STAT_INDEX]
+        if unknown:
+            raise ValueError(f'metric_items {unknown} are not in {list(STAT_INDEX)}')
         # mmdet validates its own metric names; 'boundary' is evaluated here.
         super().__init__(metric=[m for m in metrics if m != 'boundary'], **kwargs)
         self.metrics = metrics
@@ -140,9 +143,6 @@ class CocoBoundaryMetric(CocoMetric):
         coco_eval.run()
 
         items = self.metric_items or list(STAT_INDEX)[:6]
-        unknown = [item for item in items if item not in STAT_INDEX]
-        if unknown:
-            raise KeyError(f'metric_items {unknown} are not in {list(STAT_INDEX)}')
         eval_results = {
             f'{iou_type}_{item}': round(float(coco_eval.stats[STAT_INDEX[item]]), 3)
             for item in items
