@@ -102,15 +102,12 @@ def predict(run: ModelRun, ref_cfg: Config, work_dir: str) -> str:
     """
     cfg = Config.fromfile(run.config)
     cfg.test_dataloader = ref_cfg.test_dataloader
-    cfg.test_dataloader.num_workers = 0
-    cfg.test_dataloader.persistent_workers = False
     out_file = osp.join(work_dir, 'predictions.pkl')
     cfg.test_evaluator = dict(type='DumpDetResults', out_file_path=out_file)
     cfg.load_from = run.checkpoint
     cfg.work_dir = work_dir
     cfg.launcher = 'none'
-    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
-    cfg.default_hooks.pop('visualization', None)
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]  # no TensorBoard files
     Runner.from_cfg(cfg).test()
     return out_file
 
