@@ -13,6 +13,7 @@ from .gan_roi_head import GANRoIHead
 from .gan_train_loop import GANIterBasedTrainLoop
 from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
 from .mask_discriminator import MaskDiscriminator
+from .prroi_extractor import PrRoIExtractor
 from .synthetic_shapes import SHAPE_CLASSES, generate_shapes
 
 __version__ = '0.1.0'
@@ -20,4 +21,4 @@ __version__ = '0.1.0'
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
            'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop',
            'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel', 'SHAPE_CLASSES',
-           'generate_shapes', 'CocoBoundaryMetric']
+           'generate_shapes', 'CocoBoundaryMetric', 'PrRoIExtractor']
