@@ -22,14 +22,17 @@ def make_extension():
     if not sources:
         return []
     include_dirs = [osp.abspath(osp.join(CSRC, 'common'))]
-    cxx_flags = ['-O3', '-std=c++17']
+    # at::parallel_for runs serially unless the extension is built with OpenMP
+    # (it then shares torch's own libgomp).
+    cxx_flags = ['-O3', '-std=c++17', '-fopenmp']
+    link_flags = ['-fopenmp']
     with_cuda = (torch.version.cuda is not None and CUDA_HOME is not None) \
         or os.getenv('FORCE_CUDA', '0') == '1'
     if with_cuda:
         sources += sorted(glob.glob(osp.join(CSRC, 'cuda', '*.cu')))
         return [CUDAExtension(
             'gan_mask_rcnn.ops._C', sources, include_dirs=include_dirs,
-            define_macros=[('WITH_CUDA', None)],
+            define_macros=[('WITH_CUDA', None)], extra_link_args=link_flags,
             extra_compile_args={'cxx': cxx_flags, 'nvcc': ['-O3', '-std=c++17']})]
     return [CppExtension(
         'gan_mask_rcnn.ops._C', sources, include_dirs=include_dirs,

@@ -6,6 +6,7 @@ registries; configs pull it in with
 """
 from .box_discriminator import BoxDiscriminator
 from .coco_boundary_metric import CocoBoundaryMetric
+from .checkpoint_compat import allow_mmengine_checkpoint_types
 from .datasets import GlaSDataset, ShapesDataset
 from .gan_mask_rcnn import GANMaskRCNN
 from .gan_optim_wrapper_constructor import GANOptimWrapperConstructor
@@ -15,6 +16,8 @@ from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
 from .mask_discriminator import MaskDiscriminator
 from .prroi_extractor import PrRoIExtractor
 from .synthetic_shapes import SHAPE_CLASSES, generate_shapes
+
+allow_mmengine_checkpoint_types()
 
 __version__ = '0.1.0'
 

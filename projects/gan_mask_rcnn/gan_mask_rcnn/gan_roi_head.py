@@ -57,7 +57,7 @@ class GANRoIHead(StandardRoIHead):
             raise ValueError('mask_discriminator needs a mask_head, got mask_head=None')
         if disc_roi_extractor is None:
             raise ValueError("GANRoIHead needs disc_roi_extractor, e.g. dict(type="
-                             "'PrRoIExtractor', output_size=28, featmap_strides="
+                             "'PrRoIExtractor', roi_layer=dict(type='PrRoIPool', output_size=28), featmap_strides="
                              "[4, 8, 16, 32], level_mode='max')")
         self.box_discriminator = (MODELS.build(box_discriminator)
                                   if box_discriminator is not None else None)
