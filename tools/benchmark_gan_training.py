@@ -2,6 +2,9 @@
 
 One run builds both models from their configs and measures, side by side:
 
+Both models start from the same weights (the GAN model gets the baseline's, only
+its discriminators are its own), so they detect the same boxes at first.
+
 - time per training iteration: both models step on the same pre-loaded batches,
   alternating model by model each iteration (the order flips every iteration) so
   that load from other processes hits both alike; the GAN iterations are
@@ -27,7 +30,7 @@ import os.path as osp
 import statistics
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -47,12 +50,26 @@ DEFAULT_CONFIGS = [osp.join(REPO, 'configs', 'gan_mask_rcnn', name) for name in 
     'mask-rcnn_r18_fpn_shapes-cpu.py', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')]
 
 
-def build_trainable(cfg: Config, device: str):
-    """Model (weights initialised, GAN schedule adversarial) and its optim wrapper."""
+def build_trainable(cfg: Config, device: str, weights: Optional[dict] = None):
+    """Model (GAN schedule adversarial) and its optim wrapper.
+
+    Args:
+        cfg (Config): Baseline or GAN config.
+        device (str): ``'cpu'`` or ``'cuda'``.
+        weights (dict, optional): A baseline ``state_dict`` to start from; only a
+            GAN model's discriminators may be missing from it.
+    """
     MMLogger.get_instance('benchmark_gan_training', log_level='WARNING')  # no init log
     init_default_scope(cfg.get('default_scope', 'mmdet'))
+    torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
+    if weights is not None:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        own = tuple(getattr(model, 'discriminator_names', list)())
+        if unexpected or not all(k.startswith(own) for k in missing):
+            raise ValueError(f'weights do not fit {cfg.model.type}: missing {missing}, '
+                             f'unexpected {unexpected}')
     model.to(device).train()
     if hasattr(model, 'set_gan_schedule'):
         model.set_gan_schedule(adversarial=True, weight_scale=1.0,
@@ -98,23 +115,25 @@ def _vm_kib(field: str) -> int:
     raise RuntimeError(f'{field} not in /proc/self/status')
 
 
-def _cpu_peak_child(cfg: Config, batches: List[dict], queue) -> None:
+def _cpu_peak_child(cfg: Config, batches: List[dict], weights: Optional[dict],
+                    queue) -> None:
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')  # reset VmHWM (peak RSS) to the current RSS
     before = _vm_kib('VmRSS')
-    model, optim = build_trainable(cfg, 'cpu')
+    model, optim = build_trainable(cfg, 'cpu', weights)
     for batch in batches:
         model.train_step(copy.deepcopy(batch), optim)
     queue.put((_vm_kib('VmHWM') - before) / 1024)
 
 
-def peak_train_memory_mib(cfg: Config, batches: List[dict], device: str) -> float:
+def peak_train_memory_mib(cfg: Config, batches: List[dict], device: str,
+                          weights: Optional[dict]) -> float:
     """Peak memory (MiB) of building ``cfg``'s model and training it on ``batches``."""
     if device.startswith('cuda'):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         start = torch.cuda.memory_allocated()
-        model, optim = build_trainable(cfg, device)
+        model, optim = build_trainable(cfg, device, weights)
         for batch in batches:
             model.train_step(copy.deepcopy(batch), optim)
         peak = torch.cuda.max_memory_allocated() - start
@@ -122,7 +141,7 @@ def peak_train_memory_mib(cfg: Config, batches: List[dict], device: str) -> floa
         return peak / 2**20
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_cpu_peak_child, args=(cfg, batches, queue))
+    proc = ctx.Process(target=_cpu_peak_child, args=(cfg, batches, weights, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -138,9 +157,11 @@ def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[s
     test_batches = load_batches(cfgs[0], 'test', warmup + iters)
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
 
-    memory = {n: peak_train_memory_mib(c, train_batches[:warmup + 2], device)
-              for n, c in zip(names, cfgs)}
-    models = {n: build_trainable(c, device) for n, c in zip(names, cfgs)}
+    baseline = build_trainable(cfgs[0], device)
+    weights = {k: v.detach().cpu().clone() for k, v in baseline[0].state_dict().items()}
+    models = dict(baseline=baseline, gan=build_trainable(cfgs[1], device, weights))
+    memory = {n: peak_train_memory_mib(c, train_batches[:warmup + 2], device, w)
+              for n, c, w in zip(names, cfgs, (None, weights))}
     train = interleaved_times(
         {n: (lambda b, m=m, o=o: m.train_step(b, o)) for n, (m, o) in models.items()},
         train_batches, warmup, sync)
