@@ -56,9 +56,10 @@ class GANRoIHead(StandardRoIHead):
         if mask_discriminator is not None and not self.with_mask:
             raise ValueError('mask_discriminator needs a mask_head, got mask_head=None')
         if disc_roi_extractor is None:
-            raise ValueError("GANRoIHead needs disc_roi_extractor, e.g. dict(type="
-                             "'PrRoIExtractor', roi_layer=dict(type='PrRoIPool', output_size=28), featmap_strides="
-                             "[4, 8, 16, 32], level_mode='max')")
+            raise ValueError(
+                "GANRoIHead needs disc_roi_extractor, e.g. dict(type='PrRoIExtractor', "
+                "roi_layer=dict(type='PrRoIPool', output_size=28), out_channels=256, "
+                "featmap_strides=[4, 8, 16, 32], level_mode='max')")
         self.box_discriminator = (MODELS.build(box_discriminator)
                                   if box_discriminator is not None else None)
         self.mask_discriminator = (MODELS.build(mask_discriminator)
