@@ -88,8 +88,8 @@ def summarize(runs, seeds):
     return table
 
 
-def to_markdown(table, args, walls):
-    lines = [f'Dataset `{args.dataset}`, {args.iters} iterations, seeds {args.seeds}, '
+def to_markdown(table, args, walls, seeds):
+    lines = [f'Dataset `{args.dataset}`, {args.iters} iterations, seeds {seeds}, '
              f'evaluated on {"a held-out part of train" if args.val_fraction else "the test split"}.',
              '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) |',
              '|---|---|---|---|---|']
@@ -102,6 +102,18 @@ def to_markdown(table, args, walls):
               'run (train + test, 2-core CPU): '
               + ', '.join(f'{k} {np.mean(v) / 60:.1f} min' for k, v in walls.items())]
     return '\n'.join(lines) + '\n'
+
+
+def write_results(work, args, runs, walls, seeds):
+    """Write ``results.json`` / ``results.md`` for the finished ``seeds``; return the md."""
+    table = summarize(runs, seeds)
+    with open(osp.join(work, 'results.json'), 'w') as f:
+        json.dump(dict(args=vars(args), seeds_done=seeds, runs=runs, summary=table), f,
+                  indent=2)
+    md = to_markdown(table, args, walls, seeds)
+    with open(osp.join(work, 'results.md'), 'w') as f:
+        f.write(md)
+    return md
 
 
 def main():
@@ -145,13 +157,8 @@ def main():
                 walls.setdefault(model, []).append(float(f.read()))
             print(f'[experiment] {model} seed {seed}: segm_mAP '
                   f'{runs[model][seed].get("segm_mAP")}', flush=True)
-    table = summarize(runs, args.seeds)
-    with open(osp.join(work, 'results.json'), 'w') as f:
-        json.dump(dict(args=vars(args), runs=runs, summary=table), f, indent=2)
-    md = to_markdown(table, args, walls)
-    with open(osp.join(work, 'results.md'), 'w') as f:
-        f.write(md)
-    print(md)
+        # tables so far, rewritten after every seed: an interrupted run keeps them
+        print(write_results(work, args, runs, walls, args.seeds[:args.seeds.index(seed) + 1]))
 
 
 if __name__ == '__main__':

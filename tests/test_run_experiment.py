@@ -1,0 +1,29 @@
+"""The experiment runner's bookkeeping: paired differences, spreads, held-out split."""
+import json
+import runpy
+
+import pytest
+
+from conftest import REPO
+
+exp = runpy.run_path(f'{REPO}/tools/run_experiment.py', run_name='experiment')
+
+
+def test_summary_is_paired_per_seed():
+    runs = {'baseline': {0: {'segm_mAP': 0.10}, 1: {'segm_mAP': 0.20}, 2: {'segm_mAP': 0.30}},
+            'gan': {0: {'segm_mAP': 0.12}, 1: {'segm_mAP': 0.25}, 2: {'segm_mAP': 0.29}}}
+    row = exp['summarize'](runs, [0, 1, 2])['segm_mAP']
+    assert row['baseline'] == pytest.approx([20.0, 10.0])          # mean, sample std in %
+    assert row['gan'][0] == pytest.approx(22.0)
+    # differences +2, +5, -1: mean 2, sample std 3
+    assert row['diff'] == pytest.approx([2.0, 3.0])
+    assert row['per_seed'] == {'0': 2.0, '1': 5.0, '2': -1.0}
+
+
+def test_val_split_is_held_out_of_train(shapes_root, tmp_path):
+    train, val = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25, str(tmp_path))
+    t, v = json.load(open(train)), json.load(open(val))
+    t_ids, v_ids = {i['id'] for i in t['images']}, {i['id'] for i in v['images']}
+    assert len(v_ids) == 2 and len(t_ids) == 6 and not t_ids & v_ids
+    assert all(a['image_id'] in v_ids for a in v['annotations'])
+    assert all(a['image_id'] in t_ids for a in t['annotations'])
