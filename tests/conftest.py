@@ -14,19 +14,13 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root
+from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn.synthetic_shapes import generate_shapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs', 'gan_mask_rcnn')
 BASELINE_CPU = osp.join(CONFIGS, 'mask-rcnn_r18_fpn_shapes-cpu.py')
 TINY_SIZE = 128
-
-
-def _set_resize(pipeline, scale):
-    for t in pipeline:
-        if t['type'] == 'Resize':
-            t['scale'] = scale
 
 
 def tiny_cfg(config, data_root, work_dir, max_iters=4, size=TINY_SIZE):
@@ -41,8 +35,8 @@ def tiny_cfg(config, data_root, work_dir, max_iters=4, size=TINY_SIZE):
     """
     cfg = Config.fromfile(config)
     set_data_root(cfg, data_root)
+    set_image_scale(cfg, size)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        _set_resize(cfg[key].dataset.pipeline, (size, size))
         cfg[key].num_workers = 0
         cfg[key].persistent_workers = False
     model = cfg.model

@@ -16,7 +16,7 @@ import time
 
 from mmengine.config import Config
 
-from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root
+from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn.mim_runs import mim_test, mim_train, run_logged
 from gan_mask_rcnn.synthetic_shapes import generate_shapes
 
@@ -34,7 +34,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', default=osp.join(REPO, 'data/shapes'))
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs/demo'))
-    parser.add_argument('--iters', type=int, default=300, help='training iterations')
+    parser.add_argument('--iters', type=int, default=150, help='training iterations')
+    parser.add_argument('--size', type=int, default=192,
+                        help='image side in pixels (data and network input)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-train', type=int, default=128)
     parser.add_argument('--num-val', type=int, default=32)
@@ -47,14 +49,15 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     if not osp.exists(osp.join(args.data, 'annotations', 'val.json')):
         print(f'[demo] generating the synthetic shapes set in {args.data}', flush=True)
-        generate_shapes(args.data, args.num_train, 256, args.seed, 'train')
-        generate_shapes(args.data, args.num_val, 256, args.seed, 'val')
+        generate_shapes(args.data, args.num_train, args.size, args.seed, 'train')
+        generate_shapes(args.data, args.num_val, args.size, args.seed, 'val')
     results = {}
     for step, (name, config) in enumerate(CONFIGS.items()):
         work_dir = osp.join(args.work_dir, name)
         cfg = Config.fromfile(config)
         rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 4))
         set_data_root(cfg, args.data)
+        set_image_scale(cfg, args.size)
         cfg.randomness = dict(seed=args.seed)
         cfg.train_cfg.val_begin = args.iters + 1  # evaluated once, by `mim test` below
         cfg_file = osp.join(args.work_dir, f'{name}.py')

@@ -24,7 +24,7 @@ import time
 import numpy as np
 from mmengine.config import Config, DictAction
 
-from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root
+from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn.mim_runs import mim_test, mim_train
 from gan_mask_rcnn.synthetic_shapes import generate_shapes
 
@@ -45,6 +45,8 @@ def parse_args():
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--iters', type=int, default=1000)
     p.add_argument('--work-dir', default=None)
+    p.add_argument('--image-scale', type=int, nargs=2, default=None, metavar=('W', 'H'),
+                   help='Resize scale of all pipelines (keep_ratio), e.g. 288 192')
     p.add_argument('--val-fraction', type=float, default=0.0,
                    help='evaluate on this fraction of train (held out), not on test')
     p.add_argument('--gan-options', nargs='+', action=DictAction, default={},
@@ -135,6 +137,8 @@ def main():
             cfg = Config.fromfile(osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py'))
             rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 10))
             set_data_root(cfg, ds['root'], train_ann, test_ann, ds['img_prefix'])
+            if args.image_scale:
+                set_image_scale(cfg, args.image_scale)
             cfg.merge_from_dict(args.options)
             if model == 'gan':
                 cfg.merge_from_dict(args.gan_options)

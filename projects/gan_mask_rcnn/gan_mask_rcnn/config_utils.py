@@ -64,3 +64,20 @@ def set_data_root(cfg: Config, data_root: str, train_ann: str = 'annotations/tra
     for key in ('val_evaluator', 'test_evaluator'):
         cfg[key].ann_file = data_root + test_ann
     return cfg
+
+
+def set_image_scale(cfg: Config, scale) -> Config:
+    """Set the ``Resize`` scale (w, h) or side of the train, val and test pipelines.
+
+    A CPU-sized run trades resolution for iterations; this keeps the three
+    pipelines consistent (``keep_ratio`` stays as configured).
+    """
+    if isinstance(scale, int):
+        scale = (scale, scale)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        resizes = [t for t in cfg[key].dataset.pipeline if t['type'] == 'Resize']
+        if not resizes:
+            raise ValueError(f'{key} has no Resize transform to rescale')
+        for t in resizes:
+            t['scale'] = tuple(scale)
+    return cfg
