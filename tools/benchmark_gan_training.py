@@ -1,9 +1,7 @@
 """Training and inference cost of GAN Mask R-CNN against its Mask R-CNN baseline.
 
-One run builds both models from their configs and measures, side by side:
-
-Both models start from the same weights (the GAN model gets the baseline's, only
-its discriminators are its own), so they detect the same boxes at first.
+One run builds both models from their configs, the GAN model starting from the
+baseline's weights (only its discriminators are its own), and measures side by side:
 
 - time per training iteration: both models step on the same pre-loaded batches,
   alternating model by model each iteration (the order flips every iteration) so
@@ -13,7 +11,9 @@ its discriminators are its own), so they detect the same boxes at first.
   peak resident set size (``VmHWM``) of a fresh process (spawned: forking a process
   whose torch thread pool has run can hang) that builds and trains only that model,
   minus its size before building it;
-- time per inference (``test_step``, batch 1), alternating the same way.
+- time per inference (``test_step``, batch 1), alternating the same way, measured
+  first, while both models still have the same weights (after training they detect
+  different numbers of objects, and the mask head's time follows that number).
 
 It prints a Markdown table with medians and GAN / baseline ratios (targets: training
 at most 1.15x in time and memory, inference equal within noise). Example::
@@ -162,15 +162,17 @@ def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[s
     models = dict(baseline=baseline, gan=build_trainable(cfgs[1], device, weights))
     memory = {n: peak_train_memory_mib(c, train_batches[:warmup + 2], device, w)
               for n, c, w in zip(names, cfgs, (None, weights))}
-    train = interleaved_times(
-        {n: (lambda b, m=m, o=o: m.train_step(b, o)) for n, (m, o) in models.items()},
-        train_batches, warmup, sync)
     for model, _ in models.values():
         model.eval()
-    with torch.no_grad():
+    with torch.no_grad():  # before training, while both still have the same weights
         infer = interleaved_times(
             {n: (lambda b, m=m: m.test_step(b)) for n, (m, _) in models.items()},
             test_batches, warmup, sync)
+    for model, _ in models.values():
+        model.train()
+    train = interleaved_times(
+        {n: (lambda b, m=m, o=o: m.train_step(b, o)) for n, (m, o) in models.items()},
+        train_batches, warmup, sync)
 
     rows = []
     for label, values, unit in (('train time / iter', train, 's'),

@@ -12,11 +12,13 @@ synchronise their gradients anyway. Torch's DDP also rejects ``device_ids`` (whi
 :class:`GradAllReduceDataParallel` therefore leaves the model whole. It copies rank
 0's parameters and buffers to all ranks at the first training step (DDP does it at
 construction; MMEngine's runner also does it after ``init_weights``), calls
-``module.train_step`` and averages the gradients
-over all processes right before every optimizer step (before gradient clipping and
-AMP unscaling, as DDP would), for every optimizer wrapper of an
-``OptimWrapperDict``. It works with any backend (gloo on CPU, NCCL on GPU); the
-all-reduce does not overlap with the backward pass as DDP's does.
+``module.train_step`` and averages the gradients over all processes right before
+every optimizer step (before gradient clipping and AMP unscaling, as DDP would), for
+every optimizer wrapper of an ``OptimWrapperDict``. It works with any backend (gloo
+on CPU, NCCL on GPU); the all-reduce does not overlap with the backward pass as
+DDP's does. Every rank must take the same optimizer steps in the same order: a step
+that one rank skips (say, for a non-finite loss seen only there) leaves the
+collectives of the ranks out of step.
 """
 from contextlib import ExitStack, contextmanager
 from typing import Dict, Iterator, List, Union
