@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Dict, Iterator, List, Union
 
 import torch
+from mmengine.dist import all_reduce
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor, nn
 
@@ -113,7 +114,11 @@ class GANMaskRCNN(MaskRCNN):
                 losses = self.roi_head.discriminator_loss()
             loss, log_vars = self.parse_losses(losses)
             log_vars.pop('loss')
-            if not torch.isfinite(loss):
+            # every rank must take the same decision, or the gradient exchanges of
+            # a multi-process run fall out of step
+            finite = torch.isfinite(loss.detach()).float()
+            all_reduce(finite, op='min')
+            if not finite.item():
                 warnings.warn(f'non-finite discriminator loss {loss.item()} '
                               f'({ {k: v.item() for k, v in log_vars.items()} }): '
                               'skipping this discriminator update')
