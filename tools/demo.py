@@ -72,16 +72,13 @@ def main():
     print_table(results)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
-    compare = osp.join(REPO, 'tools/analysis/compare_models.py')
-    if osp.exists(compare):
-        out_dir = osp.join(args.work_dir, 'comparison')
-        run_logged([
-            sys.executable, compare, '--configs', osp.join(args.work_dir, 'baseline.py'), osp.join(args.work_dir, 'gan.py'),
-             '--checkpoints', osp.join(args.work_dir, 'baseline', f'iter_{args.iters}.pth'),
-             osp.join(args.work_dir, 'gan', f'iter_{args.iters}.pth'),
-             '--names', 'baseline', 'GAN', '--out-dir', out_dir],
-            osp.join(args.work_dir, 'compare.log'))
-        print(f'[demo] comparison figures in {out_dir}')
+    out_dir = osp.join(args.work_dir, 'comparison')
+    # reuses the predictions that `mim test` dumped in each work dir
+    run_logged([sys.executable, osp.join(REPO, 'tools/analysis/compare_models.py'),
+                '--work-dirs', osp.join(args.work_dir, 'baseline'),
+                osp.join(args.work_dir, 'gan'), '--names', 'Mask R-CNN', 'GAN Mask R-CNN',
+                '--out-dir', out_dir], osp.join(args.work_dir, 'compare.log'))
+    print(f'[demo] comparison figures in {out_dir}')
     print(f'[demo] done in {(time.time() - start) / 60:.1f} min; results in {args.work_dir}')
 
 

@@ -68,11 +68,16 @@ def latest_metrics(work_dir: str) -> Optional[Dict[str, float]]:
 
 
 def mim_test(cfg_file: str, checkpoint: str, work_dir: str, log_file: str) -> Dict[str, float]:
-    """Evaluate ``checkpoint`` unless ``work_dir`` already holds its metrics."""
+    """Evaluate ``checkpoint`` unless ``work_dir`` already holds its metrics.
+
+    Also dumps the predictions to ``<work_dir>/predictions.pkl``.
+    """
     metrics = latest_metrics(work_dir)
     if metrics is None:
+        # the predictions are kept for tools/analysis/compare_models.py --work-dirs
         run_logged(MIM + ['test', 'mmdet', cfg_file, '--checkpoint', checkpoint,
-                          '--work-dir', work_dir], log_file)
+                          '--work-dir', work_dir,
+                          '--out', osp.join(work_dir, 'predictions.pkl')], log_file)
         metrics = latest_metrics(work_dir)
     if metrics is None:
         raise RuntimeError(f'no metrics found under {work_dir} (log: {log_file})')
