@@ -17,8 +17,8 @@ import time
 from mmengine.config import Config
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.mim_runs import mim_test, mim_train, run_logged
-from gan_mask_rcnn.synthetic_shapes import generate_shapes
+from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train, run_logged
+from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(
@@ -49,8 +49,7 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     if not osp.exists(osp.join(args.data, 'annotations', 'val.json')):
         print(f'[demo] generating the synthetic shapes set in {args.data}', flush=True)
-        generate_shapes(args.data, args.num_train, args.size, args.seed, 'train')
-        generate_shapes(args.data, args.num_val, args.size, args.seed, 'val')
+        generate_splits(args.data, args.num_train, args.num_val, args.size, args.seed)
     results = {}
     for step, (name, config) in enumerate(CONFIGS.items()):
         work_dir = osp.join(args.work_dir, name)
@@ -58,10 +57,7 @@ def main():
         rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 4))
         set_data_root(cfg, args.data)
         set_image_scale(cfg, args.size)
-        cfg.randomness = dict(seed=args.seed)
-        cfg.train_cfg.val_begin = args.iters + 1  # evaluated once, by `mim test` below
-        cfg_file = osp.join(args.work_dir, f'{name}.py')
-        cfg.dump(cfg_file)
+        cfg_file = dump_run_config(cfg, osp.join(args.work_dir, f'{name}.py'), args.seed)
         print(f'[demo {2 * step + 1}/4] train {name} ({args.iters} iterations, seed {args.seed})',
               flush=True)
         ckpt = mim_train(cfg_file, work_dir, args.iters,

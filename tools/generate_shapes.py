@@ -7,7 +7,7 @@ Example::
 import argparse
 import time
 
-from gan_mask_rcnn.synthetic_shapes import SHAPE_CLASSES, generate_shapes
+from gan_mask_rcnn.synthetic_shapes import SHAPE_CLASSES, generate_splits
 
 
 def parse_args():
@@ -26,9 +26,9 @@ def parse_args():
 def main():
     args = parse_args()
     start = time.time()
-    for split, num in (('train', args.num_train), ('val', args.num_val)):
-        coco = generate_shapes(args.out, num, args.size, args.seed, split,
-                               args.num_classes, args.max_instances)
+    splits = generate_splits(args.out, args.num_train, args.num_val, args.size, args.seed,
+                             num_classes=args.num_classes, max_instances=args.max_instances)
+    for split, coco in splits.items():
         print(f'{split}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} instances -> {args.out}/annotations/{split}.json')
     print(f'done in {time.time() - start:.1f}s')

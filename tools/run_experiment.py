@@ -25,8 +25,8 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.mim_runs import mim_test, mim_train
-from gan_mask_rcnn.synthetic_shapes import generate_shapes
+from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train
+from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
@@ -124,8 +124,7 @@ def main():
     work = args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}')
     os.makedirs(work, exist_ok=True)
     if args.dataset == 'shapes' and not osp.exists(osp.join(ds['root'], ds['test'])):
-        generate_shapes(ds['root'], 128, 256, 0, 'train')
-        generate_shapes(ds['root'], 32, 256, 0, 'val')
+        generate_splits(ds['root'], num_train=128, num_val=32)
     train_ann, test_ann = ds['train'], ds['test']
     if args.val_fraction:
         train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)
@@ -142,12 +141,8 @@ def main():
             cfg.merge_from_dict(args.options)
             if model == 'gan':
                 cfg.merge_from_dict(args.gan_options)
-            cfg.randomness = dict(seed=seed)
-            cfg.train_cfg.val_begin = args.iters + 1  # evaluated once, by `mim test` below
             run_dir = osp.join(work, f'{model}_seed{seed}')
-            os.makedirs(run_dir, exist_ok=True)
-            cfg_file = osp.join(run_dir, 'config.py')
-            cfg.dump(cfg_file)
+            cfg_file = dump_run_config(cfg, osp.join(run_dir, 'config.py'), seed)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
             start = time.time()
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))

@@ -39,6 +39,19 @@ def run_logged(cmd: List[str], log_file: str,
                                f'(log: {log_file})')
 
 
+def dump_run_config(cfg, cfg_file: str, seed: int) -> str:
+    """Fix ``cfg``'s seed, leave evaluation to :func:`mim_test` and write it to ``cfg_file``.
+
+    The training loop's own end-of-training validation is skipped
+    (``val_begin`` past ``max_iters``) so that each model is evaluated once.
+    """
+    cfg.randomness = dict(seed=seed)
+    cfg.train_cfg.val_begin = cfg.train_cfg.max_iters + 1
+    os.makedirs(osp.dirname(osp.abspath(cfg_file)), exist_ok=True)
+    cfg.dump(cfg_file)
+    return cfg_file
+
+
 def mim_train(cfg_file: str, work_dir: str, max_iters: int, log_file: str) -> str:
     """Train unless ``iter_<max_iters>.pth`` exists; resume from a partial run.
 

@@ -151,3 +151,10 @@ def generate_shapes(out_dir: str, num_images: int = 64, size: int = 256, seed: i
     with open(osp.join(out_dir, 'annotations', f'{split}.json'), 'w') as f:
         json.dump(coco, f)
     return coco
+
+
+def generate_splits(out_dir: str, num_train: int, num_val: int, size: int = 256,
+                    seed: int = 0, **kwargs) -> Dict[str, Dict]:
+    """Write the ``train`` and ``val`` splits (see :func:`generate_shapes`)."""
+    return {split: generate_shapes(out_dir, num, size, seed, split, **kwargs)
+            for split, num in (('train', num_train), ('val', num_val))}
