@@ -6,7 +6,6 @@ every RoI from every level and keeps the element-wise maximum, as the thesis'
 discriminators do (28 x 28 PrRoIPool on all FPN levels). Gradients reach the
 features and the RoI coordinates in both modes.
 """
-from functools import reduce
 from typing import List, Optional, Tuple
 
 import torch
@@ -15,7 +14,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 from torch import Tensor
 
-from .ops import PrRoIPool
+from .ops import PrRoIPool, prroi_pool_max_levels
 
 LEVEL_MODES = ('mapped', 'max')
 
@@ -85,5 +84,9 @@ class PrRoIExtractor(SingleRoIExtractor):
         rois = rois.type_as(feats[0])
         if roi_scale_factor is not None:
             rois = self.roi_rescale(rois, roi_scale_factor)
-        pooled = [layer(f, rois) for layer, f in zip(self.roi_layers, feats)]
-        return reduce(torch.maximum, pooled)
+        layers = self.roi_layers
+        if not all(isinstance(layer, PrRoIPool) for layer in layers):
+            raise TypeError("level_mode='max' needs roi_layer=dict(type='PrRoIPool', ...), "
+                            f'got {type(layers[0]).__name__}')
+        return prroi_pool_max_levels(feats[:len(layers)], rois, layers[0].output_size,
+                                     [layer.spatial_scale for layer in layers])

@@ -1,0 +1,100 @@
+"""Precise RoI Pooling of every RoI on every pyramid level, merged by maximum.
+
+``prroi_pool_max_levels(feats, rois, size, scales)`` equals
+``reduce(torch.maximum, [prroi_pool(f, rois, size, s) for f, s in ...])`` but keeps
+only the maximum (the output itself) and, per output element, the index of the
+level it came from (one byte). Its backward routes the gradient to that level
+alone; the RoI-coordinate gradient of a level needs that level's pooled values
+only where the gradient reaches it, i.e. where they are the output, so nothing is
+recomputed. Autograd through ``torch.maximum`` would instead keep every level's
+output and every intermediate maximum: for L levels about 2L - 1 tensors of the
+output's size, which dominated the memory of GAN Mask R-CNN's discriminator
+inputs (28x28, 256 channels, every positive RoI, four levels).
+
+Ties (equal values on several levels, e.g. a RoI outside all maps) send the
+gradient to the first of them; ``torch.maximum`` would split it.
+"""
+from typing import Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .prroi_pool import _check_inputs, _check_output_size
+
+_OPS = torch.ops.gan_mask_rcnn
+
+
+class _PrRoIPoolMaxLevels(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, rois: Tensor, size: Tuple[int, int], scales: Tuple[float, ...],
+                *feats: Tensor) -> Tensor:
+        out = level = None
+        for index, (feat, scale) in enumerate(zip(feats, scales)):
+            pooled = _OPS.prroi_pool(feat, rois, size[0], size[1], scale)
+            if out is None:
+                out = pooled
+                level = torch.zeros(out.shape, dtype=torch.uint8, device=out.device)
+                continue
+            better = pooled > out
+            out = torch.where(better, pooled, out)
+            level.masked_fill_(better, index)
+            del pooled, better
+        ctx.size, ctx.scales = size, scales
+        ctx.save_for_backward(rois, out, level, *feats)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        rois, out, level, *feats = ctx.saved_tensors
+        (h, w), scales = ctx.size, ctx.scales
+        need_rois = ctx.needs_input_grad[0]
+        grad_rois = torch.zeros_like(rois) if need_rois else None
+        grad_feats = []
+        for index, (feat, scale) in enumerate(zip(feats, scales)):
+            grad_level = grad_out * (level == index)
+            grad_feat = None
+            if ctx.needs_input_grad[3 + index]:
+                grad_feat = _OPS.prroi_pool_backward(grad_level, rois, feat.shape, h, w,
+                                                     scale)
+            if need_rois:
+                # the gradient is linear in grad_level: where it is zero, the value
+                # passed as this level's output does not matter; elsewhere it is out
+                grad_rois += _OPS.prroi_pool_coor_backward(grad_level, out, feat,
+                                                           rois, h, w, scale)
+            grad_feats.append(grad_feat)
+        return (grad_rois, None, None, *grad_feats)
+
+
+def prroi_pool_max_levels(feats: Sequence[Tensor],
+                          rois: Tensor,
+                          output_size: Union[int, Sequence[int]],
+                          spatial_scales: Sequence[float]) -> Tensor:
+    """PrRoIPool of ``rois`` on each level of ``feats``, element-wise maximum.
+
+    Args:
+        feats (Sequence[Tensor]): Levels, each (N, C, H_l, W_l), one dtype and
+            device.
+        rois (Tensor): (K, 5) rows ``[batch_index, x1, y1, x2, y2]`` in input
+            pixels, same dtype and device as ``feats``.
+        output_size (int | tuple[int, int]): (out_h, out_w) bins.
+        spatial_scales (Sequence[float]): Feature pixels per input pixel, one per
+            level (e.g. 1/4, 1/8, 1/16, 1/32).
+
+    Returns:
+        Tensor: (K, C, out_h, out_w). Differentiable with respect to ``rois`` and
+        every level.
+    """
+    if len(feats) == 0 or len(feats) != len(spatial_scales):
+        raise ValueError(f'need one spatial scale per level, got {len(feats)} levels '
+                         f'and {len(spatial_scales)} scales')
+    if len(feats) > 255:
+        raise ValueError(f'at most 255 levels, got {len(feats)}')
+    size = _check_output_size(output_size)
+    scales = tuple(float(s) for s in spatial_scales)
+    for feat, scale in zip(feats, scales):
+        _check_inputs(feat, rois, scale)
+        if feat.shape[:2] != feats[0].shape[:2]:
+            raise ValueError('every level needs the same (N, C), got '
+                             f'{tuple(feats[0].shape)} and {tuple(feat.shape)}')
+    return _PrRoIPoolMaxLevels.apply(rois, size, scales, *feats)

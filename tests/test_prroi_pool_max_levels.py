@@ -1,0 +1,97 @@
+"""prroi_pool_max_levels: the maximum over pyramid levels of PrRoIPool, with the
+gradients of autograd through ``torch.maximum`` and a fraction of its memory.
+
+References: per-level ``prroi_pool`` merged by ``torch.maximum`` (forward and
+both gradients), finite differences (gradcheck) and the bytes autograd saves."""
+from functools import reduce
+
+import pytest
+import torch
+
+from gan_mask_rcnn.ops import prroi_pool, prroi_pool_max_levels
+
+SCALES = [1 / 4, 1 / 8, 1 / 16]
+
+
+def _inputs(channels=3, size=96, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    feats = [torch.randn(2, channels, int(size * s), int(size * s), generator=gen,
+                         dtype=dtype) for s in SCALES]
+    rois = torch.tensor([[0, 3.0, 5.5, 40.0, 30.0], [1, 10.0, 12.0, 90.0, 70.0],
+                         [0, 50.25, 20.0, 60.0, 94.0]], dtype=dtype)
+    return feats, rois
+
+
+def _reference(feats, rois, size):
+    return reduce(torch.maximum, [prroi_pool(f, rois, size, s)
+                                  for f, s in zip(feats, SCALES)])
+
+
+def test_forward_equals_per_level_maximum():
+    feats, rois = _inputs(dtype=torch.float32)
+    torch.testing.assert_close(prroi_pool_max_levels(feats, rois, (5, 7), SCALES),
+                               _reference(feats, rois, (5, 7)), rtol=0, atol=0)
+
+
+def test_gradients_equal_autograd_through_maximum():
+    feats, rois = _inputs()
+    grads = []
+    for fn in (lambda f, r: prroi_pool_max_levels(f, r, 6, SCALES),
+               lambda f, r: _reference(f, r, 6)):
+        f = [x.clone().requires_grad_() for x in feats]
+        r = rois.clone().requires_grad_()
+        weight = torch.randn(3, 3, 6, 6, generator=torch.Generator().manual_seed(1),
+                             dtype=torch.float64)
+        (fn(f, r) * weight).sum().backward()
+        grads.append([r.grad] + [x.grad for x in f])
+    for ours, ref in zip(*grads):
+        torch.testing.assert_close(ours, ref)
+    assert grads[0][0][:, 1:].abs().sum() > 0  # the coordinates get a gradient
+
+
+def test_gradcheck_rois_and_levels():
+    feats, _ = _inputs(channels=2, size=64)
+    # off every level's grid points, where PrRoIPool is not differentiable
+    rois = torch.tensor([[0, 3.3, 5.7, 41.1, 30.9], [1, 10.3, 12.9, 59.7, 50.1],
+                         [0, 45.1, 20.7, 61.3, 62.9]], dtype=torch.float64)
+    index, coords = rois[:, :1], rois[:, 1:].clone()  # perturbing an index is not a
+    feats = [f.requires_grad_() for f in feats]      # derivative (it is truncated)
+    assert torch.autograd.gradcheck(
+        lambda c, *f: prroi_pool_max_levels(f, torch.cat([index, c], 1), 3, SCALES),
+        (coords.requires_grad_(), *feats), eps=1e-6, atol=1e-6)
+
+
+def _saved_bytes(fn, feats, rois):
+    """Bytes of the distinct tensors autograd keeps for backward beyond the inputs
+    and the output (which the caller holds anyway), and the output's bytes."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
+                                                  lambda t: t):
+        out = fn(feats, rois)
+    held = {t.data_ptr() for t in feats + [rois, out]}
+    extra = {t.data_ptr(): t.numel() * t.element_size() for t in saved
+             if t.data_ptr() not in held}
+    return sum(extra.values()), out.numel() * out.element_size()
+
+
+def test_keeps_one_byte_per_output_element_instead_of_every_level():
+    feats, rois = _inputs(channels=8, dtype=torch.float32)
+    rois.requires_grad_()
+    ours, out_bytes = _saved_bytes(lambda f, r: prroi_pool_max_levels(f, r, 28, SCALES),
+                                   feats, rois)
+    ref, _ = _saved_bytes(lambda f, r: _reference(f, r, 28), feats, rois)
+    assert ours == out_bytes // 4  # the uint8 level index
+    # torch.maximum keeps every level's output and every intermediate maximum
+    assert ref >= (2 * len(SCALES) - 2) * out_bytes
+
+
+def test_bad_input_is_named():
+    feats, rois = _inputs(dtype=torch.float32)
+    with pytest.raises(ValueError, match='one spatial scale per level'):
+        prroi_pool_max_levels(feats, rois, 7, SCALES[:2])
+    with pytest.raises(ValueError, match='same \\(N, C\\)'):
+        prroi_pool_max_levels([feats[0], feats[1][:, :2]], rois, 7, SCALES[:2])
+    with pytest.raises(ValueError, match='output_size'):
+        prroi_pool_max_levels(feats, rois, 0, SCALES)
+    with pytest.raises(ValueError, match='rois must be'):
+        prroi_pool_max_levels(feats, rois[:, :4], 7, SCALES)
