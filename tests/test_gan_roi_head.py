@@ -284,3 +284,41 @@ def test_build_errors_say_what_to_write():
         MODELS.build(cfg)
     only_box = MODELS.build(head_cfg(mask_discriminator=None))
     assert only_box.discriminator_names() == ['box_discriminator']
+
+
+def _rows_of(sub, full):
+    """Index in ``full`` of each row of ``sub`` (rows compared exactly); -1 if absent."""
+    flat_full = full.flatten(1)
+    return [next((j for j, row in enumerate(flat_full) if torch.equal(row, r)), -1)
+            for r in sub.flatten(1)]
+
+
+def test_max_disc_rois_per_img_feeds_an_aligned_subset(heads):
+    """A cap keeps at most that many positives per image, the same rows on every
+    input of a discriminator (real and fake stay paired), drawn from the full set."""
+    gan, _ = heads
+    for d in gan.discriminators():
+        d.requires_grad_(False)
+    batch = make_batch()
+    run_loss(gan, batch)
+    full = dict(gan._disc_inputs)
+    num_pos = len(full['box'][0])
+    gan.max_disc_rois_per_img = 2
+    run_loss(gan, batch)
+    capped = gan._disc_inputs
+    assert num_pos > 4 and len(capped['box'][0]) == 4 and len(capped['mask'][0]) == 4
+    # fake boxes (decoded regressions) are distinct; several positives share a GT box
+    box_rows = _rows_of(capped['box'][1], full['box'][1])
+    assert -1 not in box_rows and len(set(box_rows)) == 4
+    torch.testing.assert_close(capped['box'][0], full['box'][0][box_rows])
+    mask_rows = _rows_of(capped['mask'][2], full['mask'][2])  # predicted masks
+    assert -1 not in mask_rows and len(set(mask_rows)) == 4
+    for i in (0, 1):
+        torch.testing.assert_close(capped['mask'][i], full['mask'][i][mask_rows])
+    gan.max_disc_rois_per_img = 100  # above every image's positives: the full set
+    run_loss(gan, batch)
+    for key in ('box', 'mask'):
+        for a, b in zip(gan._disc_inputs[key], full[key]):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match='max_disc_rois_per_img'):
+        MODELS.build(head_cfg(max_disc_rois_per_img=0))

@@ -38,6 +38,10 @@ class GANRoIHead(StandardRoIHead):
         disc_roi_extractor (dict): RoI extractor pooling the discriminators'
             28x28 inputs from the (detached) FPN features; it must pass gradients
             to the box coordinates, e.g. ``dict(type='PrRoIExtractor', ...)``.
+        max_disc_rois_per_img (int, optional): Feed the discriminators a random
+            subset of at most this many positive RoIs per image (both the
+            generator and the discriminator terms). Their cost grows with the
+            number of RoIs; ``None`` (default) uses every positive, as the thesis.
         **kwargs: Arguments of ``StandardRoIHead``.
     """
 
@@ -45,8 +49,12 @@ class GANRoIHead(StandardRoIHead):
                  box_discriminator: OptConfigType = None,
                  mask_discriminator: OptConfigType = None,
                  disc_roi_extractor: OptConfigType = None,
+                 max_disc_rois_per_img: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        if max_disc_rois_per_img is not None and max_disc_rois_per_img < 1:
+            raise ValueError('max_disc_rois_per_img must be None (every positive) or '
+                             f'>= 1, got {max_disc_rois_per_img}')
         if box_discriminator is None and mask_discriminator is None:
             raise ValueError(
                 'GANRoIHead needs at least one discriminator: set '
@@ -65,9 +73,11 @@ class GANRoIHead(StandardRoIHead):
         self.mask_discriminator = (MODELS.build(mask_discriminator)
                                    if mask_discriminator is not None else None)
         self.disc_roi_extractor = MODELS.build(disc_roi_extractor)
+        self.max_disc_rois_per_img = max_disc_rois_per_img
         self.adversarial = True
         self.adv_weight_scale = 1.0
         self._disc_inputs: Optional[Dict[str, Tuple[Tensor, ...]]] = None
+        self._disc_keep: Optional[List[Tensor]] = None
 
     def discriminator_names(self) -> List[str]:
         """Attribute names of the discriminators this head has."""
@@ -84,7 +94,29 @@ class GANRoIHead(StandardRoIHead):
         Also keeps the discriminators' detached inputs for ``discriminator_loss``.
         """
         self._disc_inputs = {} if self.adversarial else None
+        self._disc_keep = None
         return super().loss(x, rpn_results_list, batch_data_samples)
+
+    def _disc_subset(self, sampling_results: List[SamplingResult]) -> List[Tensor]:
+        """Per image, indices of the positives the discriminators see.
+
+        A random subset of at most ``max_disc_rois_per_img`` positives, drawn
+        once per iteration and shared by the box and the mask terms.
+
+        Returns:
+            list[Tensor]: Per image, (K_i,) long indices into its positives.
+        """
+        if self._disc_keep is None:
+            keep = []
+            for res in sampling_results:
+                num_pos = len(res.pos_priors)
+                cap = self.max_disc_rois_per_img
+                idx = torch.arange(num_pos, device=res.pos_priors.device)
+                if cap is not None and num_pos > cap:
+                    idx = torch.randperm(num_pos, device=idx.device)[:cap].sort().values
+                keep.append(idx)
+            self._disc_keep = keep
+        return self._disc_keep
 
     def _pool(self, x: Tuple[Tensor], boxes: List[Tensor]) -> Tensor:
         """Pool (K, C, S, S) discriminator inputs from detached FPN features.
@@ -104,13 +136,16 @@ class GANRoIHead(StandardRoIHead):
         if self._disc_inputs is None or self.box_discriminator is None:
             return bbox_results
         bbox_pred = bbox_results['bbox_pred']
-        fake_boxes = self._decode_positive_boxes(bbox_pred, sampling_results)
+        keep = self._disc_subset(sampling_results)
+        fake_boxes = [boxes[k] for boxes, k in zip(
+            self._decode_positive_boxes(bbox_pred, sampling_results), keep)]
         if sum(len(b) for b in fake_boxes) == 0:
             loss_g = _zero_loss(bbox_pred)
         else:
             fake = self._pool(x, fake_boxes)
             with torch.no_grad():
-                real = self._pool(x, [res.pos_gt_bboxes for res in sampling_results])
+                real = self._pool(x, [res.pos_gt_bboxes[k]
+                                      for res, k in zip(sampling_results, keep)])
             self._disc_inputs['box'] = (real, fake.detach())
             disc = self.box_discriminator
             loss_g = disc.loss_weight * self.adv_weight_scale * disc.loss_generator(fake)
@@ -151,14 +186,22 @@ class GANRoIHead(StandardRoIHead):
         if len(mask_pred) == 0:
             loss_g = _zero_loss(mask_pred)
         else:
-            labels = torch.cat([res.pos_gt_labels for res in sampling_results])
+            keep = self._disc_subset(sampling_results)
+            # mask_pred and the targets hold the positives of all images in order.
+            rows, start = [], 0
+            for res, k in zip(sampling_results, keep):
+                rows.append(k + start)
+                start += len(res.pos_priors)
+            rows = torch.cat(rows)
+            labels = torch.cat([res.pos_gt_labels for res in sampling_results])[rows]
             if self.mask_head.class_agnostic:
                 labels = torch.zeros_like(labels)
-            fake_mask = mask_pred[torch.arange(len(labels)), labels].sigmoid()[:, None]
+            fake_mask = mask_pred[rows, labels].sigmoid()[:, None]
             real_mask = self.mask_head.get_targets(
-                sampling_results, batch_gt_instances, self.train_cfg)[:, None]
+                sampling_results, batch_gt_instances, self.train_cfg)[rows, None]
             with torch.no_grad():
-                feats = self._pool(x, [res.pos_priors for res in sampling_results])
+                feats = self._pool(x, [res.pos_priors[k]
+                                       for res, k in zip(sampling_results, keep)])
             if feats.shape[-2:] != fake_mask.shape[-2:]:
                 raise ValueError(f'disc_roi_extractor output {tuple(feats.shape[-2:])} must '
                                  f'match the mask size {tuple(fake_mask.shape[-2:])}')
