@@ -6,7 +6,7 @@ and returns the input and the outputs of its five conv layers, flattened, weight
 and concatenated. The generator makes the real and fake vectors close in L1, the
 critic pushes them apart (eq. 3.4, ``L_D = -L_G``).
 """
-from typing import Sequence
+from typing import List, Sequence
 
 import torch
 from mmengine.model import BaseModule
@@ -64,6 +64,21 @@ class MaskDiscriminator(BaseModule):
         self.layer_weights = tuple(float(w) for w in layer_weights)
         self.loss_weight = loss_weight
 
+    def layer_outputs(self, x: Tensor) -> List[Tensor]:
+        """The input and the output of each conv layer, unweighted.
+
+        Args:
+            x (Tensor): Mask times RoI features, (N, in_channels, roi_size, roi_size).
+
+        Returns:
+            list[Tensor]: ``len(channels) + 1`` tensors, each (N, C_l, S_l, S_l).
+        """
+        check_roi_features(x, self.in_channels, self.roi_size, 'MaskDiscriminator')
+        outputs = [x]
+        for conv in self.convs:
+            outputs.append(conv(outputs[-1]))
+        return outputs
+
     def forward(self, x: Tensor) -> Tensor:
         """Hierarchical features of masked RoI features.
 
@@ -74,12 +89,20 @@ class MaskDiscriminator(BaseModule):
             Tensor: The weighted, flattened input and layer outputs concatenated,
             shape (N, M) with M = sum of the flattened sizes.
         """
-        check_roi_features(x, self.in_channels, self.roi_size, 'MaskDiscriminator')
-        feats = [self.layer_weights[0] * x.flatten(1)]
-        for weight, conv in zip(self.layer_weights[1:], self.convs):
-            x = conv(x)
-            feats.append(weight * x.flatten(1))
-        return torch.cat(feats, dim=1)
+        return torch.cat([w * f.flatten(1) for w, f in
+                          zip(self.layer_weights, self.layer_outputs(x))], dim=1)
+
+    def _l1(self, real_outputs: List[Tensor], fake_outputs: List[Tensor]) -> Tensor:
+        """``mean |forward(real) - forward(fake)|`` from the per-layer outputs.
+
+        Summed layer by layer, so the (N, M) vectors are never concatenated:
+        ``|w a - w b| = |w| |a - b|``.
+        """
+        total, length = 0, 0
+        for w, a, b in zip(self.layer_weights, real_outputs, fake_outputs):
+            total = total + abs(w) * (a - b).abs().sum()
+            length += a[0].numel()
+        return total / (len(real_outputs[0]) * length)
 
     def distance(self, real: Tensor, fake: Tensor) -> Tensor:
         """Mean absolute difference ``mean |D(real) - D(fake)|``.
@@ -91,7 +114,7 @@ class MaskDiscriminator(BaseModule):
         Returns:
             Tensor: Scalar distance.
         """
-        return (self(real) - self(fake)).abs().mean()
+        return self._l1(self.layer_outputs(real), self.layer_outputs(fake))
 
     def loss_generator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Unweighted generator loss ``L_G`` (eq. 3.4); no gradient through ``real``.
@@ -99,8 +122,8 @@ class MaskDiscriminator(BaseModule):
         Call it with the critic frozen (``requires_grad_(False)``).
         """
         with torch.no_grad():
-            real_vec = self(real)
-        return (real_vec - self(fake)).abs().mean()
+            real_outputs = self.layer_outputs(real)
+        return self._l1(real_outputs, self.layer_outputs(fake))
 
     def loss_discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Critic loss ``L_D = -L_G`` on detached inputs; scalar."""
