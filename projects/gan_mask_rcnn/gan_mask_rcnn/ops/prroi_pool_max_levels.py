@@ -37,7 +37,7 @@ class _PrRoIPoolMaxLevels(torch.autograd.Function):
                 level = torch.zeros(out.shape, dtype=torch.uint8, device=out.device)
                 continue
             better = pooled > out
-            out = torch.where(better, pooled, out)
+            torch.where(better, pooled, out, out=out)  # in place: no fresh pages
             level.masked_fill_(better, index)
             del pooled, better
         ctx.size, ctx.scales = size, scales
