@@ -52,8 +52,11 @@ class _PrRoIPoolMaxLevels(torch.autograd.Function):
         grad_rois = torch.zeros_like(rois) if need_rois else None
         grad_feats = []
         for index, (feat, scale) in enumerate(zip(feats, scales)):
-            grad_level = grad_out * (level == index)
             grad_feat = None
+            if not (need_rois or ctx.needs_input_grad[3 + index]):
+                grad_feats.append(grad_feat)
+                continue
+            grad_level = grad_out * (level == index)
             if ctx.needs_input_grad[3 + index]:
                 grad_feat = _OPS.prroi_pool_backward(grad_level, rois, feat.shape, h, w,
                                                      scale)
