@@ -40,8 +40,9 @@ def plain_model_cfg(gan_model_cfg):
     cfg = copy.deepcopy(gan_model_cfg)
     cfg.type = 'MaskRCNN'
     cfg.roi_head.type = 'StandardRoIHead'
-    for key in ('box_discriminator', 'mask_discriminator', 'disc_roi_extractor'):
-        cfg.roi_head.pop(key)
+    for key in ('box_discriminator', 'mask_discriminator', 'disc_roi_extractor',
+                'max_disc_rois_per_img'):
+        cfg.roi_head.pop(key, None)
     return cfg
 
 
