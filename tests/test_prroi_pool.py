@@ -426,7 +426,8 @@ def _nvcc():
 
 @pytest.mark.slow
 @pytest.mark.skipif(_nvcc() is None, reason='nvcc not found')
-def test_cuda_sources_compile(tmp_path):
+@pytest.mark.parametrize('name', ['prroi_pool_cuda', 'prroi_pool_max_levels_cuda'])
+def test_cuda_sources_compile(tmp_path, name):
     """nvcc compiles the CUDA kernels (object file only, no GPU needed).
 
     A CPU build of torch ships the CUDA headers of ATen and c10 but not the
@@ -445,12 +446,12 @@ def test_cuda_sources_compile(tmp_path):
         includes.append(str(tmp_path / 'stub'))
     cmd = [
         _nvcc(), '-c',
-        osp.join(CSRC, 'cuda', 'prroi_pool_cuda.cu'), '-o',
-        str(tmp_path / 'prroi_pool_cuda.o'), '-std=c++17', '-DWITH_CUDA',
+        osp.join(CSRC, 'cuda', f'{name}.cu'), '-o',
+        str(tmp_path / f'{name}.o'), '-std=c++17', '-DWITH_CUDA',
         '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
         '-gencode=arch=compute_90,code=sm_90',
         f'-I{sysconfig.get_paths()["include"]}'
     ] + [f'-I{p}' for p in includes]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert (tmp_path / 'prroi_pool_cuda.o').stat().st_size > 0
+    assert (tmp_path / f'{name}.o').stat().st_size > 0

@@ -95,3 +95,66 @@ def test_bad_input_is_named():
         prroi_pool_max_levels(feats, rois, 0, SCALES)
     with pytest.raises(ValueError, match='rois must be'):
         prroi_pool_max_levels(feats, rois[:, :4], 7, SCALES)
+
+
+def test_nan_and_degenerate_rois_merge_like_torch_maximum():
+    feats, _ = _inputs(dtype=torch.float32)
+    feats[1][0, 1, 3, 4] = float('nan')  # NaN on a later level must win, as in maximum
+    rois = torch.tensor([[0, 3.0, 5.5, 40.0, 30.0], [0, 10.0, 10.0, 10.0, 30.0],
+                         [1, float('nan'), 1.0, 5.0, 5.0], [0, -50.0, -50.0, -20.0, -5.0]])
+    out = prroi_pool_max_levels(feats, rois, 7, SCALES)
+    torch.testing.assert_close(out, _reference(feats, rois, 7), rtol=0, atol=0,
+                               equal_nan=True)
+    assert out[0, 1].isnan().any() and not out[0, [0, 2]].isnan().any()
+    assert (out[1] == 0).all() and out[2].isnan().all() and (out[3] == 0).all()
+
+
+def test_opcheck():
+    feats, rois = _inputs(channels=2, size=32)
+    torch.library.opcheck(torch.ops.gan_mask_rcnn.prroi_pool_max_levels.default,
+                          (feats, rois, 3, 2, SCALES))
+
+
+def test_kernel_checks_are_named():
+    feats, rois = _inputs(dtype=torch.float32)
+    op = torch.ops.gan_mask_rcnn.prroi_pool_max_levels
+    with pytest.raises(RuntimeError, match='one spatial scale per level'):
+        op(feats, rois, 7, 7, SCALES[:2])
+    with pytest.raises(RuntimeError, match='1 to 255 levels'):
+        op([], rois, 7, 7, [])
+    with pytest.raises(RuntimeError, match='the \\(N, C\\) of the first'):
+        op([feats[0], feats[1][:, :2]], rois, 7, 7, SCALES[:2])
+    with pytest.raises(RuntimeError, match='every level must be Float'):
+        op([feats[0], feats[1].double()], rois, 7, 7, SCALES[:2])
+
+
+def test_zero_gradient_elements_add_nothing_to_the_coordinates():
+    """The coordinate kernel skips zero-gradient elements; the rest must match the
+    gradient through the elements that are left (a mask applied before pooling)."""
+    feats, rois = _inputs()
+    mask = torch.rand(3, 3, 6, 6, generator=torch.Generator().manual_seed(2)) > 0.7
+    grads = []
+    for grad_out in (mask.double(), torch.where(mask, 1.0, 1e-300).double()):
+        r = rois.clone().requires_grad_()
+        prroi_pool(feats[0], r, 6, SCALES[0]).backward(grad_out)
+        grads.append(r.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_cuda_matches_cpu(dtype):
+    feats, rois = _inputs(channels=4, dtype=dtype)
+    feats[2][1, 0, 2, 2] = float('nan')
+    outs, grads = [], []
+    for device in ('cpu', 'cuda'):
+        f = [x.to(device).requires_grad_() for x in feats]
+        r = rois.to(device).requires_grad_()
+        out = prroi_pool_max_levels(f, r, 7, SCALES)
+        out.nan_to_num().sum().backward()
+        outs.append(out.cpu())
+        grads.append([r.grad.cpu()] + [x.grad.cpu() for x in f])
+    torch.testing.assert_close(outs[1], outs[0], equal_nan=True)
+    for gpu, cpu in zip(grads[1], grads[0]):
+        torch.testing.assert_close(gpu, cpu, equal_nan=True)

@@ -1,15 +1,18 @@
 """Precise RoI Pooling of every RoI on every pyramid level, merged by maximum.
 
 ``prroi_pool_max_levels(feats, rois, size, scales)`` equals
-``reduce(torch.maximum, [prroi_pool(f, rois, size, s) for f, s in ...])`` but keeps
-only the maximum (the output itself) and, per output element, the index of the
-level it came from (one byte). Its backward routes the gradient to that level
-alone; the RoI-coordinate gradient of a level needs that level's pooled values
-only where the gradient reaches it, i.e. where they are the output, so nothing is
-recomputed. Autograd through ``torch.maximum`` would instead keep every level's
-output and every intermediate maximum: for L levels about 2L - 1 tensors of the
-output's size, which dominated the memory of GAN Mask R-CNN's discriminator
-inputs (28x28, 256 channels, every positive RoI, four levels).
+``reduce(torch.maximum, [prroi_pool(f, rois, size, s) for f, s in ...])``, computed
+in one pass by the ``gan_mask_rcnn::prroi_pool_max_levels`` kernel (CPU and CUDA;
+no per-level output is allocated). It keeps only the maximum (the output itself)
+and, per output element, the index of the level it came from (one byte). The
+backward routes the gradient to that level alone: the RoI-coordinate gradient
+(``prroi_pool_max_levels_coor_backward``, one kernel for all levels) needs a
+level's pooled values only where it won, i.e. where they are the output, so
+nothing is recomputed, and each element costs one level's work. Autograd through
+``torch.maximum`` would instead keep every level's output and every intermediate
+maximum: for L levels about 2L - 1 tensors of the output's size, which dominated
+the memory of GAN Mask R-CNN's discriminator inputs (28x28, 256 channels, every
+positive RoI, four levels).
 
 Ties (equal values on several levels, e.g. a RoI outside all maps) send the
 gradient to the first of them; ``torch.maximum`` would split it.
@@ -24,22 +27,27 @@ from .prroi_pool import _check_inputs, _check_output_size
 _OPS = torch.ops.gan_mask_rcnn
 
 
+@torch.library.register_fake('gan_mask_rcnn::prroi_pool_max_levels')
+def _prroi_pool_max_levels_fake(features, rois, pooled_height, pooled_width,
+                                spatial_scales):
+    shape = (rois.shape[0], features[0].shape[1], pooled_height, pooled_width)
+    return features[0].new_empty(shape), features[0].new_empty(shape, dtype=torch.uint8)
+
+
+@torch.library.register_fake('gan_mask_rcnn::prroi_pool_max_levels_coor_backward')
+def _prroi_pool_max_levels_coor_backward_fake(grad_output, output, level, features,
+                                              rois, pooled_height, pooled_width,
+                                              spatial_scales):
+    return rois.new_empty(rois.shape)
+
+
 class _PrRoIPoolMaxLevels(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rois: Tensor, size: Tuple[int, int], scales: Tuple[float, ...],
                 *feats: Tensor) -> Tensor:
-        out = level = None
-        for index, (feat, scale) in enumerate(zip(feats, scales)):
-            pooled = _OPS.prroi_pool(feat, rois, size[0], size[1], scale)
-            if out is None:
-                out = pooled
-                level = torch.zeros(out.shape, dtype=torch.uint8, device=out.device)
-                continue
-            better = pooled > out
-            torch.where(better, pooled, out, out=out)  # in place: no fresh pages
-            level.masked_fill_(better, index)
-            del pooled, better
+        out, level = _OPS.prroi_pool_max_levels(list(feats), rois, size[0], size[1],
+                                                list(scales))
         ctx.size, ctx.scales = size, scales
         ctx.save_for_backward(rois, out, level, *feats)
         return out
@@ -48,23 +56,16 @@ class _PrRoIPoolMaxLevels(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         rois, out, level, *feats = ctx.saved_tensors
         (h, w), scales = ctx.size, ctx.scales
-        need_rois = ctx.needs_input_grad[0]
-        grad_rois = torch.zeros_like(rois) if need_rois else None
+        grad_rois = None
+        if ctx.needs_input_grad[0]:
+            grad_rois = _OPS.prroi_pool_max_levels_coor_backward(
+                grad_out, out, level, feats, rois, h, w, list(scales))
         grad_feats = []
         for index, (feat, scale) in enumerate(zip(feats, scales)):
             grad_feat = None
-            if not (need_rois or ctx.needs_input_grad[3 + index]):
-                grad_feats.append(grad_feat)
-                continue
-            grad_level = grad_out * (level == index)
             if ctx.needs_input_grad[3 + index]:
-                grad_feat = _OPS.prroi_pool_backward(grad_level, rois, feat.shape, h, w,
-                                                     scale)
-            if need_rois:
-                # the gradient is linear in grad_level: where it is zero, the value
-                # passed as this level's output does not matter; elsewhere it is out
-                grad_rois += _OPS.prroi_pool_coor_backward(grad_level, out, feat,
-                                                           rois, h, w, scale)
+                grad_feat = _OPS.prroi_pool_backward(grad_out * (level == index), rois,
+                                                     feat.shape, h, w, scale)
             grad_feats.append(grad_feat)
         return (grad_rois, None, None, *grad_feats)
 

@@ -30,4 +30,16 @@ TORCH_LIBRARY(gan_mask_rcnn, m) {
       "prroi_pool_coor_backward(Tensor grad_output, Tensor output, "
       "Tensor features, Tensor rois, int pooled_height, int pooled_width, "
       "float spatial_scale) -> Tensor");
+  // Element-wise maximum of prroi_pool over pyramid levels, (K, C, PH, PW),
+  // and the index of the level each element came from (uint8, same shape).
+  m.def(
+      "prroi_pool_max_levels(Tensor[] features, Tensor rois, int "
+      "pooled_height, int pooled_width, float[] spatial_scales) -> "
+      "(Tensor, Tensor)");
+  // Its gradient wrt rois, (K, 5): each element contributes the coordinate
+  // gradient of the level it came from.
+  m.def(
+      "prroi_pool_max_levels_coor_backward(Tensor grad_output, Tensor output, "
+      "Tensor level, Tensor[] features, Tensor rois, int pooled_height, "
+      "int pooled_width, float[] spatial_scales) -> Tensor");
 }

@@ -58,6 +58,35 @@ inline void prroi_check_pooled(const at::Tensor& pooled, const char* name,
               pooled.device());
 }
 
+// Pyramid levels for prroi_pool_max_levels: 1 to 255 levels (the level index
+// is one byte), one spatial scale each, one (N, C), dtype and device, each
+// level and rois as prroi_check_inputs wants them (batch indices checked once).
+inline void prroi_check_levels(at::TensorList features, const at::Tensor& rois,
+                               int64_t pooled_height, int64_t pooled_width,
+                               at::ArrayRef<double> spatial_scales) {
+  TORCH_CHECK(!features.empty() && features.size() <= 255,
+              "prroi_pool_max_levels: need 1 to 255 levels, got ",
+              features.size());
+  TORCH_CHECK(features.size() == spatial_scales.size(),
+              "prroi_pool_max_levels: need one spatial scale per level, got ",
+              features.size(), " levels and ", spatial_scales.size(),
+              " scales");
+  prroi_check_inputs(features[0].sizes(), features[0].options(), rois,
+                     pooled_height, pooled_width);
+  for (const auto& f : features) {
+    TORCH_CHECK(f.dim() == 4 && f.size(0) == features[0].size(0) &&
+                    f.size(1) == features[0].size(1),
+                "prroi_pool_max_levels: every level must be (N, C, H, W) with "
+                "the (N, C) of the first, got ",
+                features[0].sizes(), " and ", f.sizes());
+    TORCH_CHECK(f.scalar_type() == features[0].scalar_type() &&
+                    f.device() == features[0].device(),
+                "prroi_pool_max_levels: every level must be ",
+                features[0].scalar_type(), " on ", features[0].device(),
+                ", got ", f.scalar_type(), " on ", f.device());
+  }
+}
+
 }  // namespace gan_mask_rcnn
 
 #endif  // PRROI_POOL_CHECKS_H

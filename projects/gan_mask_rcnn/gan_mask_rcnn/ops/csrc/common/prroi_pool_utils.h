@@ -180,6 +180,25 @@ PRROI_HOST_DEVICE void prroi_roi_grad(T g, T avg, T ex1, T ex2, T ey1, T ey2,
   grad[3] += d_by1 * ay1 + d_by2 * ay2;
 }
 
+// Adds to grad[0..3] the gradient g * d(average of bin (ph, pw))/d(roi corner)
+// for a bin [x1, x2] x [y1, y2] (extents bw, bh > 0) of a pooled_h x pooled_w
+// split, whose average is avg (the per-element form of the CUDA kernels).
+template <typename T, typename scalar_t>
+PRROI_HOST_DEVICE void prroi_bin_coor_grad(const scalar_t* plane, int height,
+                                           int width, T x1, T y1, T x2, T y2,
+                                           T bw, T bh, int ph, int pw,
+                                           int pooled_h, int pooled_w, T g,
+                                           T avg, T spatial_scale, T* grad) {
+  prroi_roi_grad(
+      g, avg,
+      prroi_vertical_edge_average<T>(plane, height, width, x1, y1, y2, bh),
+      prroi_vertical_edge_average<T>(plane, height, width, x2, y1, y2, bh),
+      prroi_horizontal_edge_average<T>(plane, height, width, y1, x1, x2, bw),
+      prroi_horizontal_edge_average<T>(plane, height, width, y2, x1, x2, bw),
+      T(1) / bw, T(1) / bh, T(pw) / T(pooled_w), T(pw + 1) / T(pooled_w),
+      T(ph) / T(pooled_h), T(ph + 1) / T(pooled_h), spatial_scale, grad);
+}
+
 }  // namespace gan_mask_rcnn
 
 #endif  // PRROI_POOL_UTILS_H

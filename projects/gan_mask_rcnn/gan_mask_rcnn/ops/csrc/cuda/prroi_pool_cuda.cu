@@ -112,22 +112,14 @@ __global__ void coor_backward_kernel(int64_t total,
       for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, T(NAN));
       continue;
     }
+    const T g = static_cast<T>(grad_output[index]);
+    if (g == T(0)) continue;  // e.g. a level that lost prroi_pool_max_levels
     const scalar_t* plane =
         features + (bin.batch * channels + bin.c) * height * width;
     T acc[4] = {T(0), T(0), T(0), T(0)};
-    prroi_roi_grad(
-        static_cast<T>(grad_output[index]), static_cast<T>(output[index]),
-        prroi_vertical_edge_average<T>(plane, height, width, bin.x1, bin.y1,
-                                       bin.y2, bin.bh),
-        prroi_vertical_edge_average<T>(plane, height, width, bin.x2, bin.y1,
-                                       bin.y2, bin.bh),
-        prroi_horizontal_edge_average<T>(plane, height, width, bin.y1, bin.x1,
-                                         bin.x2, bin.bw),
-        prroi_horizontal_edge_average<T>(plane, height, width, bin.y2, bin.x1,
-                                         bin.x2, bin.bw),
-        T(1) / bin.bw, T(1) / bin.bh, T(bin.pw) / T(pooled_w),
-        T(bin.pw + 1) / T(pooled_w), T(bin.ph) / T(pooled_h),
-        T(bin.ph + 1) / T(pooled_h), scale, acc);
+    prroi_bin_coor_grad(plane, height, width, bin.x1, bin.y1, bin.x2, bin.y2,
+                        bin.bw, bin.bh, bin.ph, bin.pw, pooled_h, pooled_w, g,
+                        static_cast<T>(output[index]), scale, acc);
     for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, acc[e]);
   }
 }

@@ -1,0 +1,194 @@
+// CPU kernel of prroi_pool_max_levels: PrRoIPool of every RoI on every pyramid
+// level, merged by element-wise maximum in one pass, with the index of the
+// winning level. Per (roi, channel) each level is pooled into a small buffer
+// (the separable passes of prroi_pool_cpu.cpp) and merged into the output at
+// once, so no per-level output tensor is ever allocated. The maximum follows
+// torch.maximum: NaN wins (and stays), ties keep the first level.
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "prroi_pool_checks.h"
+#include "prroi_pool_cpu_bins.h"
+#include "prroi_pool_utils.h"
+
+namespace gan_mask_rcnn {
+namespace {
+
+template <typename scalar_t>
+void max_levels_kernel(const std::vector<at::Tensor>& features,
+                       const at::Tensor& rois,
+                       const std::vector<double>& scales, at::Tensor& output,
+                       at::Tensor& level, int pooled_h, int pooled_w) {
+  using T = at::opmath_type<scalar_t>;
+  const int64_t channels = features[0].size(1), num_rois = rois.size(0);
+  const int64_t bins = pooled_h * pooled_w;
+  const int num_levels = static_cast<int>(features.size());
+  std::vector<std::vector<RoiBins<T>>> all(num_levels);
+  for (int l = 0; l < num_levels; ++l)
+    all[l] = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
+                           static_cast<T>(scales[l]), pooled_h, pooled_w,
+                           features[l].size(2), features[l].size(3));
+  scalar_t* out = output.mutable_data_ptr<scalar_t>();
+  uint8_t* lvl = level.mutable_data_ptr<uint8_t>();
+  at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> rows, best(bins), value(bins);
+    for (int64_t n = begin; n < end; ++n) {
+      const int64_t c = n / num_rois, k = n % num_rois;
+      uint8_t* idx = lvl + (k * channels + c) * bins;
+      for (int l = 0; l < num_levels; ++l) {
+        const RoiBins<T>& roi = all[l][k];
+        T* v = l == 0 ? best.data() : value.data();
+        if (roi.state != kPrRoIValid) {
+          std::fill(v, v + bins, roi.state == kPrRoIEmpty
+                                     ? T(0)
+                                     : std::numeric_limits<T>::quiet_NaN());
+        } else {
+          const int height = features[l].size(2), width = features[l].size(3);
+          roi.pool_rows(features[l].const_data_ptr<scalar_t>() +
+                            (roi.batch * channels + c) * height * width,
+                        width, rows);
+          for (int ph = 0; ph < pooled_h; ++ph) {
+            const T* r = rows.data() + static_cast<size_t>(ph) * roi.x.count;
+            for (int pw = 0; pw < pooled_w; ++pw)
+              v[ph * pooled_w + pw] = roi.x.dot(pw, r);
+          }
+        }
+        if (l == 0) {
+          std::fill(idx, idx + bins, uint8_t(0));
+          continue;
+        }
+        for (int64_t b = 0; b < bins; ++b) {
+          if (std::isnan(best[b])) continue;
+          if (value[b] > best[b] || std::isnan(value[b])) {
+            best[b] = value[b];
+            idx[b] = static_cast<uint8_t>(l);
+          }
+        }
+      }
+      scalar_t* o = out + (k * channels + c) * bins;
+      for (int64_t b = 0; b < bins; ++b) o[b] = static_cast<scalar_t>(best[b]);
+    }
+  });
+}
+
+// partial[(k * C + c) * 4 + e]: channel c's share of the gradient wrt corner e
+// of RoI k, each bin taking the coordinate gradient of the level it came from.
+template <typename scalar_t>
+void max_levels_coor_kernel(const at::Tensor& grad_output,
+                            const at::Tensor& output, const at::Tensor& level,
+                            const std::vector<at::Tensor>& features,
+                            const at::Tensor& rois,
+                            const std::vector<double>& scales,
+                            at::Tensor& partial, int pooled_h, int pooled_w) {
+  using T = at::opmath_type<scalar_t>;
+  const int64_t channels = features[0].size(1), num_rois = rois.size(0);
+  const int64_t bins = pooled_h * pooled_w;
+  const int num_levels = static_cast<int>(features.size());
+  std::vector<std::vector<RoiBins<T>>> all(num_levels);
+  for (int l = 0; l < num_levels; ++l)
+    all[l] = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
+                           static_cast<T>(scales[l]), pooled_h, pooled_w,
+                           features[l].size(2), features[l].size(3));
+  const scalar_t* grad = grad_output.const_data_ptr<scalar_t>();
+  const scalar_t* out = output.const_data_ptr<scalar_t>();
+  const uint8_t* lvl = level.const_data_ptr<uint8_t>();
+  T* part = partial.mutable_data_ptr<T>();
+  at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> rows, top, bottom;
+    for (int64_t n = begin; n < end; ++n) {
+      const int64_t c = n / num_rois, k = n % num_rois;
+      const int64_t offset = (k * channels + c) * bins;
+      const scalar_t* g = grad + offset;
+      const uint8_t* idx = lvl + offset;
+      T acc[4] = {T(0), T(0), T(0), T(0)};
+      for (int l = 0; l < num_levels; ++l) {
+        const RoiBins<T>& roi = all[l][k];
+        if (roi.state == kPrRoINonFinite) {
+          std::fill(acc, acc + 4, std::numeric_limits<T>::quiet_NaN());
+          break;
+        }
+        if (roi.state != kPrRoIValid || roi.x.count == 0 || roi.y.count == 0)
+          continue;
+        const int height = features[l].size(2), width = features[l].size(3);
+        roi.coor_grad(features[l].const_data_ptr<scalar_t>() +
+                          (roi.batch * channels + c) * height * width,
+                      height, width, g, out + offset, static_cast<T>(scales[l]),
+                      [&](int b) { return idx[b] == l && g[b] != scalar_t(0); },
+                      rows, top, bottom, acc);
+      }
+      std::copy(acc, acc + 4, part + (k * channels + c) * 4);
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> prroi_pool_max_levels_cpu(
+    at::TensorList features, const at::Tensor& rois, int64_t pooled_height,
+    int64_t pooled_width, at::ArrayRef<double> spatial_scales) {
+  prroi_check_levels(features, rois, pooled_height, pooled_width,
+                     spatial_scales);
+  std::vector<at::Tensor> feats;
+  for (const auto& f : features) feats.push_back(f.contiguous());
+  const auto boxes = rois.contiguous();
+  const std::vector<double> scales(spatial_scales.begin(),
+                                   spatial_scales.end());
+  auto output = at::empty(
+      {rois.size(0), features[0].size(1), pooled_height, pooled_width},
+      features[0].options());
+  auto level = at::empty(output.sizes(), output.options().dtype(at::kByte));
+  AT_DISPATCH_FLOATING_TYPES(
+      features[0].scalar_type(), "prroi_pool_max_levels_cpu", [&] {
+        max_levels_kernel<scalar_t>(feats, boxes, scales, output, level,
+                                    pooled_height, pooled_width);
+      });
+  return {output, level};
+}
+
+at::Tensor prroi_pool_max_levels_coor_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& output,
+    const at::Tensor& level, at::TensorList features, const at::Tensor& rois,
+    int64_t pooled_height, int64_t pooled_width,
+    at::ArrayRef<double> spatial_scales) {
+  prroi_check_levels(features, rois, pooled_height, pooled_width,
+                     spatial_scales);
+  prroi_check_pooled(grad_output, "grad_output", features[0].sizes(),
+                     features[0].options(), rois, pooled_height, pooled_width);
+  prroi_check_pooled(output, "output", features[0].sizes(),
+                     features[0].options(), rois, pooled_height, pooled_width);
+  TORCH_CHECK(level.sizes() == output.sizes() && level.scalar_type() == at::kByte,
+              "prroi_pool_max_levels: level must be uint8 of the output's shape ",
+              output.sizes(), ", got ", level.scalar_type(), " ", level.sizes());
+  std::vector<at::Tensor> feats;
+  for (const auto& f : features) feats.push_back(f.contiguous());
+  const std::vector<double> scales(spatial_scales.begin(),
+                                   spatial_scales.end());
+  auto grad_rois = at::zeros_like(rois, at::MemoryFormat::Contiguous);
+  AT_DISPATCH_FLOATING_TYPES(
+      features[0].scalar_type(), "prroi_pool_max_levels_coor_backward_cpu", [&] {
+        using T = at::opmath_type<scalar_t>;
+        auto partial = at::empty(
+            {rois.size(0), features[0].size(1), 4},
+            features[0].options().dtype(c10::CppTypeToScalarType<T>::value));
+        max_levels_coor_kernel<scalar_t>(
+            grad_output.contiguous(), output.contiguous(), level.contiguous(),
+            feats, rois.contiguous(), scales, partial, pooled_height,
+            pooled_width);
+        grad_rois.narrow(1, 1, 4).copy_(partial.sum(1));
+      });
+  return grad_rois;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gan_mask_rcnn, CPU, m) {
+  m.impl("prroi_pool_max_levels", &prroi_pool_max_levels_cpu);
+  m.impl("prroi_pool_max_levels_coor_backward",
+         &prroi_pool_max_levels_coor_backward_cpu);
+}
+
+}  // namespace gan_mask_rcnn
