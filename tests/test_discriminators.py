@@ -46,6 +46,29 @@ def test_box_losses_match_eq_3_2_and_3_3():
     assert out['acc_fake'].item() == pytest.approx((zf < 0).double().mean().item())
 
 
+def test_box_discriminator_index_equals_scoring_the_repeated_rows():
+    """Scoring x[index] through ``index`` (first conv on the distinct rows, gathered
+    before BatchNorm) equals scoring the repeated rows: logits, the loss and every
+    parameter gradient, with train-mode batch statistics."""
+    torch.manual_seed(0)
+    d = BoxDiscriminator(**SMALL).double()
+    real = torch.randn(3, 4, 12, 12, dtype=torch.float64)
+    fake = torch.randn(7, 4, 12, 12, dtype=torch.float64)
+    index = torch.tensor([0, 0, 2, 1, 2, 2, 0])
+    results = []
+    for args in ((real[index], fake), (real, fake, index)):
+        d.zero_grad()
+        out = d.loss_discriminator(*args)
+        out['loss'].backward()
+        results.append([out['loss'], out['acc_real']] +
+                       [p.grad.clone() for p in d.parameters()])
+    for ours, ref in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    d.convs[0].order = ('norm', 'conv', 'act')
+    with pytest.raises(ValueError, match='index needs conv layers ordered'):
+        d(real, index)
+
+
 def test_box_discriminator_learns_a_separable_problem():
     torch.manual_seed(0)
     d = BoxDiscriminator(**SMALL)

@@ -302,15 +302,18 @@ def test_max_disc_rois_per_img_feeds_an_aligned_subset(heads):
     batch = make_batch()
     run_loss(gan, batch)
     full = dict(gan._disc_inputs)
-    num_pos = len(full['box'][0])
+    num_pos = len(full['box'][1])
     gan.max_disc_rois_per_img = 2
     run_loss(gan, batch)
     capped = gan._disc_inputs
-    assert num_pos > 4 and len(capped['box'][0]) == 4 and len(capped['mask'][0]) == 4
+    assert num_pos > 4 and len(capped['box'][1]) == 4 and len(capped['mask'][0]) == 4
     # fake boxes (decoded regressions) are distinct; several positives share a GT box
     box_rows = _rows_of(capped['box'][1], full['box'][1])
     assert -1 not in box_rows and len(set(box_rows)) == 4
-    torch.testing.assert_close(capped['box'][0], full['box'][0][box_rows])
+    # real boxes: each distinct GT box pooled once, indexed per positive
+    full_real = full['box'][0][full['box'][2]]
+    torch.testing.assert_close(capped['box'][0][capped['box'][2]], full_real[box_rows])
+    assert len(full['box'][0]) < num_pos
     mask_rows = _rows_of(capped['mask'][2], full['mask'][2])  # predicted masks
     assert -1 not in mask_rows and len(set(mask_rows)) == 4
     for i in (0, 1):

@@ -4,7 +4,7 @@ Scores the 28x28 FPN features of a box, pooled with PrRoIPool: ground-truth boxe
 are real, boxes decoded from the box head's regression are fake. Its generator
 loss reaches ``bbox_pred`` through the box coordinates of the pooling.
 """
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,18 +61,35 @@ class BoxDiscriminator(BaseModule):
             size = conv_output_size(size, stride)
         self.fc = nn.Linear(channels[-1] * size * size, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, index: Optional[Tensor] = None) -> Tensor:
         """Score RoI features.
 
         Args:
             x (Tensor): RoI features, shape (N, in_channels, roi_size, roi_size).
+            index (Tensor, optional): (M,) long indices into ``x``: score
+                ``x[index]`` without building it. The first conv runs on the N
+                distinct inputs and its output is gathered before BatchNorm, so
+                the result equals ``forward(x[index])`` (batch statistics
+                included) at a fraction of the cost when rows repeat, e.g. the
+                ground-truth box of several positives.
 
         Returns:
-            Tensor: Logits, shape (N,); ``sigmoid(logit)`` is D's probability
-            that the box is a ground-truth box.
+            Tensor: Logits, shape (N,) or (M,); ``sigmoid(logit)`` is D's
+            probability that the box is a ground-truth box.
         """
         check_roi_features(x, self.in_channels, self.roi_size, 'BoxDiscriminator')
-        for conv in self.convs:
+        convs = iter(self.convs)
+        if index is not None:
+            first = next(convs)
+            if first.order != ('conv', 'norm', 'act'):
+                raise ValueError(f"index needs conv layers ordered ('conv', 'norm', "
+                                 f"'act'), got {first.order}")
+            x = first.conv(x)[index]
+            if first.with_norm:
+                x = first.norm(x)
+            if first.with_activation:
+                x = first.activate(x)
+        for conv in convs:
             x = conv(x)
         return self.fc(x.flatten(1)).squeeze(1)
 
@@ -88,18 +105,22 @@ class BoxDiscriminator(BaseModule):
         logits = self(fake)
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
-    def loss_discriminator(self, real: Tensor, fake: Tensor) -> Dict[str, Tensor]:
+    def loss_discriminator(self, real: Tensor, fake: Tensor,
+                           real_index: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Discriminator loss (eq. 3.3) and D's accuracy on each side.
 
         Args:
             real (Tensor): Features of ground-truth boxes, (N, C, S, S), N >= 1.
-            fake (Tensor): Features of predicted boxes, (N, C, S, S), detached.
+            fake (Tensor): Features of predicted boxes, (M, C, S, S), detached.
+            real_index (Tensor, optional): (M,) long: the real input of fake
+                box i is ``real[real_index[i]]`` (positives that share a GT box
+                share its features); None: ``real`` is (M, C, S, S) already.
 
         Returns:
             dict[str, Tensor]: ``loss`` (scalar), ``acc_real`` (fraction of real
             boxes with D > 0.5) and ``acc_fake`` (fraction of fake with D < 0.5).
         """
-        real_logits = self(real)
+        real_logits = self(real, real_index)
         fake_logits = self(fake)
         loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                 + F.binary_cross_entropy_with_logits(fake_logits,
