@@ -121,6 +121,35 @@ def test_mask_losses_match_eq_3_4():
     assert d.loss_discriminator(real, fake).item() == pytest.approx(-expected, rel=1e-10)
 
 
+def test_masked_distance_equals_distance_of_the_products():
+    """masked_distance(F, m_r, m_f) factors the input term; value and gradients
+    (fake mask, critic parameters) must equal distance(m_r * F, m_f * F), with the
+    eq. 3.4 mean over the concatenated vectors as the reference value."""
+    torch.manual_seed(0)
+    d = MaskDiscriminator(**SMALL).double()
+    feats = torch.randn(3, 4, 12, 12, dtype=torch.float64)
+    real_mask = (torch.rand(3, 1, 12, 12) > 0.5).double()
+    fake_mask = torch.rand(3, 1, 12, 12, dtype=torch.float64)
+    vr, vf = d(real_mask * feats).detach(), d(fake_mask * feats).detach()
+    expected = (vr - vf).abs().mean().item()
+    results = []
+    for fn in (lambda m: d.distance(real_mask * feats, m * feats),
+               lambda m: d.masked_distance(feats, real_mask, m)):
+        d.zero_grad()
+        m = fake_mask.clone().requires_grad_()
+        out = fn(m)
+        out.backward()
+        results.append([out, m.grad] + [p.grad.clone() for p in d.parameters()])
+    assert results[1][0].item() == pytest.approx(expected, rel=1e-10)
+    for ours, ref in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # the generator's form: the real branch is not differentiated
+        gen = d.masked_distance(feats, real_mask, fake_mask, real_grad=False)
+    assert gen.item() == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match='masks must be \\(N, 1, S, S\\)'):
+        d.masked_distance(feats, real_mask[:, 0], fake_mask[:, 0])
+
+
 def test_mask_input_term_alone_is_plain_l1():
     """With weight 0 on every layer, L_G is the mean |real - fake| of the inputs
     scaled by (input size) / (vector length)."""

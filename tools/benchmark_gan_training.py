@@ -6,11 +6,17 @@ baseline's weights (only its discriminators are its own), and measures side by s
 - time per training iteration: both models step on the same pre-loaded batches,
   alternating model by model each iteration (the order flips every iteration) so
   that load from other processes hits both alike; the GAN iterations are
-  adversarial (generator step + ``d_steps`` discriminator steps);
+  adversarial (generator step + ``d_steps`` discriminator steps). Each step
+  starts from the models' first weights (reloaded, untimed) with the same random
+  seed for both, so that a step's work (proposals, positive RoIs) depends on its
+  batch only: otherwise the two models drift apart and the ratio measures their
+  different numbers of positives as much as the GAN's cost;
 - peak memory of training: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
   peak resident set size (``VmHWM``) of a fresh process (spawned: forking a process
   whose torch thread pool has run can hang) that builds and trains only that model,
-  minus its size before building it;
+  minus its size before building it, with glibc told to map blocks of 64 KiB and
+  more directly and give them back at free (``MALLOC_MMAP_THRESHOLD_``), so the
+  peak follows the live tensors rather than the heap's leftovers;
 - time per inference (``test_step``, batch 1), alternating the same way, measured
   first, while both models still have the same weights (after training they detect
   different numbers of objects, and the mask head's time follows that number).
@@ -27,6 +33,7 @@ at most 1.15x in time and memory, inference equal within noise). Example::
 import argparse
 import copy
 import multiprocessing as mp
+import os
 import os.path as osp
 import statistics
 import tempfile
@@ -46,6 +53,7 @@ import gan_mask_rcnn  # noqa: F401  (registers the GAN modules)
 from gan_mask_rcnn.config_utils import set_data_root
 from gan_mask_rcnn.synthetic_shapes import generate_shapes
 
+MALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536', 'MALLOC_TRIM_THRESHOLD_': '0'}
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIGS = [osp.join(REPO, 'configs', 'gan_mask_rcnn', name) for name in (
     'mask-rcnn_r18_fpn_shapes-cpu.py', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')]
@@ -93,12 +101,19 @@ def load_batches(cfg: Config, split: str, count: int) -> List[dict]:
 
 
 def interleaved_times(steps: Dict[str, Callable[[dict], None]], batches: List[dict],
-                      warmup: int, sync: Callable[[], None]) -> Dict[str, List[float]]:
-    """Seconds per call of each step on each batch, models alternating per batch."""
+                      warmup: int, sync: Callable[[], None],
+                      prepare: Optional[Dict[str, Callable[[int], None]]] = None
+                      ) -> Dict[str, List[float]]:
+    """Seconds per call of each step on each batch, models alternating per batch.
+
+    ``prepare[name](i)``, if given, runs untimed before step ``name`` on batch i.
+    """
     times = {name: [] for name in steps}
     names = list(steps)
     for i, batch in enumerate(batches):
         for name in (names if i % 2 == 0 else names[::-1]):
+            if prepare is not None:
+                prepare[name](i)
             sync()
             start = time.perf_counter()
             steps[name](copy.deepcopy(batch))
@@ -143,7 +158,18 @@ def peak_train_memory_mib(cfg: Config, batches: List[dict], device: str,
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
     proc = ctx.Process(target=_cpu_peak_child, args=(cfg, batches, weights, queue))
-    proc.start()
+    # glibc serves large blocks with mmap and returns them at free: peak RSS then
+    # follows the live tensors instead of what the heap happened to keep
+    old_env = {k: os.environ.get(k) for k in MALLOC_ENV}
+    os.environ.update(MALLOC_ENV)
+    try:
+        proc.start()
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
     result = queue.get()
     proc.join()
     return result
@@ -173,9 +199,19 @@ def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[s
             test_batches, warmup, sync)
     for model, _ in models.values():
         model.train()
+    # every training step starts from the models' first weights and one random
+    # state per batch: the work of a step then depends on the batch only, not on
+    # where each model's own training has taken it (proposals, positives)
+    start = {n: copy.deepcopy(m.state_dict()) for n, (m, _) in models.items()}
+
+    def restart(name, i):
+        models[name][0].load_state_dict(start[name])
+        torch.manual_seed(i)
+
     train = interleaved_times(
         {n: (lambda b, m=m, o=o: m.train_step(b, o)) for n, (m, o) in models.items()},
-        train_batches, warmup, sync)
+        train_batches, warmup, sync,
+        prepare={n: (lambda i, n=n: restart(n, i)) for n in models})
 
     rows = []
     for label, values, unit in (('train time / iter', train, 's'),

@@ -231,8 +231,8 @@ class GANRoIHead(StandardRoIHead):
                                  f'match the mask size {tuple(fake_mask.shape[-2:])}')
             self._disc_inputs['mask'] = (feats, real_mask, fake_mask.detach())
             disc = self.mask_discriminator
-            loss_g = disc.loss_weight * self.adv_weight_scale * disc.loss_generator(
-                real_mask * feats, fake_mask * feats)
+            loss_g = disc.loss_weight * self.adv_weight_scale * disc.masked_distance(
+                feats, real_mask, fake_mask, real_grad=False)
         mask_results['loss_mask']['loss_g_mask'] = loss_g
         return mask_results
 
@@ -260,8 +260,8 @@ class GANRoIHead(StandardRoIHead):
         if self.mask_discriminator is not None:
             if 'mask' in self._disc_inputs:
                 feats, real_mask, fake_mask = self._disc_inputs['mask']
-                loss = self.mask_discriminator.loss_discriminator(
-                    real_mask * feats, fake_mask * feats)
+                loss = -self.mask_discriminator.masked_distance(feats, real_mask,
+                                                                fake_mask)
                 losses.update(loss_d_mask=loss, dist_d_mask=-loss.detach())
             else:
                 losses['loss_d_mask'] = _zero_loss(*self.mask_discriminator.parameters())

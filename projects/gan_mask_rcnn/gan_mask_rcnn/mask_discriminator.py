@@ -6,7 +6,7 @@ and returns the input and the outputs of its five conv layers, flattened, weight
 and concatenated. The generator makes the real and fake vectors close in L1, the
 critic pushes them apart (eq. 3.4, ``L_D = -L_G``).
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.model import BaseModule
@@ -92,17 +92,52 @@ class MaskDiscriminator(BaseModule):
         return torch.cat([w * f.flatten(1) for w, f in
                           zip(self.layer_weights, self.layer_outputs(x))], dim=1)
 
-    def _l1(self, real_outputs: List[Tensor], fake_outputs: List[Tensor]) -> Tensor:
+    def _l1(self, real_outputs: List[Tensor], fake_outputs: List[Tensor],
+            input_term: Optional[Tensor] = None) -> Tensor:
         """``mean |forward(real) - forward(fake)|`` from the per-layer outputs.
 
         Summed layer by layer, so the (N, M) vectors are never concatenated:
-        ``|w a - w b| = |w| |a - b|``.
+        ``|w a - w b| = |w| |a - b|``. ``input_term``: the input layer's
+        weighted sum, when the caller computed it (``masked_distance``).
         """
         total, length = 0, 0
-        for w, a, b in zip(self.layer_weights, real_outputs, fake_outputs):
-            total = total + abs(w) * (a - b).abs().sum()
+        for i, (w, a, b) in enumerate(zip(self.layer_weights, real_outputs,
+                                          fake_outputs)):
             length += a[0].numel()
+            if i == 0 and input_term is not None:
+                total = total + input_term
+            else:
+                total = total + abs(w) * (a - b).abs().sum()
         return total / (len(real_outputs[0]) * length)
+
+    def masked_distance(self, feats: Tensor, real_mask: Tensor, fake_mask: Tensor,
+                        real_grad: bool = True) -> Tensor:
+        """``distance(real_mask * feats, fake_mask * feats)`` for the same features.
+
+        The input layer's term is summed as ``|m_r - m_f| * sum_c |F_c|`` per
+        pixel (``|F m_r - F m_f| = |F| |m_r - m_f|``), so neither its (N, C, S, S)
+        difference nor its absolute value is built, or kept for backward.
+
+        Args:
+            feats (Tensor): RoI features, (N, C, S, S), no gradient.
+            real_mask (Tensor): Ground-truth masks, (N, 1, S, S).
+            fake_mask (Tensor): Predicted masks, (N, 1, S, S).
+            real_grad (bool): Whether the real branch is differentiated (the
+                critic's step); False runs it under ``no_grad`` (the generator's).
+
+        Returns:
+            Tensor: Scalar distance.
+        """
+        if real_mask.shape != fake_mask.shape or real_mask.shape != (
+                feats.shape[0], 1, *feats.shape[2:]):
+            raise ValueError(f'masks must be (N, 1, S, S) for features {tuple(feats.shape)}'
+                             f', got {tuple(real_mask.shape)} and {tuple(fake_mask.shape)}')
+        with torch.set_grad_enabled(real_grad and torch.is_grad_enabled()):
+            real_outputs = self.layer_outputs(real_mask * feats)
+        fake_outputs = self.layer_outputs(fake_mask * feats)
+        input_term = abs(self.layer_weights[0]) * (
+            (real_mask - fake_mask).abs() * feats.abs().sum(1, keepdim=True)).sum()
+        return self._l1(real_outputs, fake_outputs, input_term)
 
     def distance(self, real: Tensor, fake: Tensor) -> Tensor:
         """Mean absolute difference ``mean |D(real) - D(fake)|``.
