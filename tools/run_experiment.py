@@ -25,7 +25,7 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train
+from gan_mask_rcnn.mim_runs import dump_run_config, latest_metrics, mim_test, mim_train
 from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -44,6 +44,10 @@ def parse_args():
     p.add_argument('--dataset', choices=sorted(DATASETS), required=True)
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--iters', type=int, default=1000)
+    p.add_argument('--models', nargs='+', choices=['baseline', 'gan'],
+                   default=['baseline', 'gan'],
+                   help='train and test only these (e.g. the two sides of one seed in '
+                   'two processes); the table reads every finished run')
     p.add_argument('--work-dir', default=None)
     p.add_argument('--image-scale', type=int, nargs=2, default=None, metavar=('W', 'H'),
                    help='Resize scale of all pipelines (keep_ratio), e.g. 288 192')
@@ -132,6 +136,15 @@ def main():
     walls = {}
     for seed in args.seeds:
         for model in ('baseline', 'gan'):
+            run_dir = osp.join(work, f'{model}_seed{seed}')
+            wall_file = osp.join(run_dir, 'wall_seconds.txt')
+            if model not in args.models:  # another process's: read it if finished
+                finished = latest_metrics(osp.join(run_dir, 'test'))
+                if finished is not None and osp.exists(wall_file):
+                    runs[model][seed] = finished
+                    with open(wall_file) as f:
+                        walls.setdefault(model, []).append(float(f.read()))
+                continue
             prefix = 'mask-rcnn' if model == 'baseline' else 'gan-mask-rcnn'
             cfg = Config.fromfile(osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py'))
             rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 10))
@@ -141,14 +154,12 @@ def main():
             cfg.merge_from_dict(args.options)
             if model == 'gan':
                 cfg.merge_from_dict(args.gan_options)
-            run_dir = osp.join(work, f'{model}_seed{seed}')
             cfg_file = dump_run_config(cfg, osp.join(run_dir, 'config.py'), seed)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
             start = time.time()
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
             runs[model][seed] = mim_test(cfg_file, ckpt, osp.join(run_dir, 'test'),
                                          osp.join(run_dir, 'test.log'))
-            wall_file = osp.join(run_dir, 'wall_seconds.txt')
             if not osp.exists(wall_file):  # first completion (a resumed run counts its last part)
                 with open(wall_file, 'w') as f:
                     f.write(f'{time.time() - start:.0f}\n')
@@ -157,7 +168,10 @@ def main():
             print(f'[experiment] {model} seed {seed}: segm_mAP '
                   f'{runs[model][seed].get("segm_mAP")}', flush=True)
         # tables so far, rewritten after every seed: an interrupted run keeps them
-        print(write_results(work, args, runs, walls, args.seeds[:args.seeds.index(seed) + 1]))
+        done = [s for s in args.seeds[:args.seeds.index(seed) + 1]
+                if s in runs['baseline'] and s in runs['gan']]
+        if done:
+            print(write_results(work, args, runs, walls, done))
 
 
 if __name__ == '__main__':
