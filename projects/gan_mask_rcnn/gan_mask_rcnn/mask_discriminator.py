@@ -14,7 +14,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
-from .discriminator_utils import build_conv_stack, check_roi_features
+from .discriminator_utils import build_conv_stack, check_roi_features, masked_conv
 
 
 @MODELS.register_module()
@@ -110,13 +110,33 @@ class MaskDiscriminator(BaseModule):
                 total = total + abs(w) * (a - b).abs().sum()
         return total / (len(real_outputs[0]) * length)
 
+    def _masked_layer_outputs(self, feats: Tensor, mask: Tensor) -> List[Tensor]:
+        """``layer_outputs(mask * feats)``, the first conv through ``masked_conv``
+        (the (N, C, S, S) product is not kept for backward). The input layer's
+        entry is ``feats``, standing in for the product's size only."""
+        check_roi_features(feats, self.in_channels, self.roi_size, 'MaskDiscriminator')
+        first = self.convs[0]
+        if first.order != ('conv', 'norm', 'act'):
+            raise ValueError("masked_distance needs conv layers ordered ('conv', 'norm', "
+                             f"'act'), got {first.order}")
+        x = masked_conv(first.conv, feats, mask)
+        if first.with_norm:
+            x = first.norm(x)
+        if first.with_activation:
+            x = first.activate(x)
+        outputs = [feats, x]
+        for conv in self.convs[1:]:
+            outputs.append(conv(outputs[-1]))
+        return outputs
+
     def masked_distance(self, feats: Tensor, real_mask: Tensor, fake_mask: Tensor,
                         real_grad: bool = True) -> Tensor:
         """``distance(real_mask * feats, fake_mask * feats)`` for the same features.
 
         The input layer's term is summed as ``|m_r - m_f| * sum_c |F_c|`` per
         pixel (``|F m_r - F m_f| = |F| |m_r - m_f|``), so neither its (N, C, S, S)
-        difference nor its absolute value is built, or kept for backward.
+        difference nor its absolute value is built, and the first conv keeps the
+        mask and the features for backward, not their product (``masked_conv``).
 
         Args:
             feats (Tensor): RoI features, (N, C, S, S), no gradient.
@@ -132,9 +152,10 @@ class MaskDiscriminator(BaseModule):
                 feats.shape[0], 1, *feats.shape[2:]):
             raise ValueError(f'masks must be (N, 1, S, S) for features {tuple(feats.shape)}'
                              f', got {tuple(real_mask.shape)} and {tuple(fake_mask.shape)}')
+        feats = feats.detach()
         with torch.set_grad_enabled(real_grad and torch.is_grad_enabled()):
-            real_outputs = self.layer_outputs(real_mask * feats)
-        fake_outputs = self.layer_outputs(fake_mask * feats)
+            real_outputs = self._masked_layer_outputs(feats, real_mask)
+        fake_outputs = self._masked_layer_outputs(feats, fake_mask)
         input_term = abs(self.layer_weights[0]) * (
             (real_mask - fake_mask).abs() * feats.abs().sum(1, keepdim=True)).sum()
         return self._l1(real_outputs, fake_outputs, input_term)
