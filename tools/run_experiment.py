@@ -94,9 +94,24 @@ def summarize(runs, seeds):
     return table
 
 
+def describe_data(args) -> str:
+    """Image counts and sizes of the train and test annotations, e.g. for the
+    shapes set, which other commands may have generated at another size."""
+    ds = DATASETS[args.dataset]
+    parts = []
+    for split in ('train', 'test'):
+        with open(osp.join(ds['root'], ds[split])) as f:
+            images = json.load(f)['images']
+        sizes = sorted({f"{im['width']}x{im['height']}" for im in images})
+        parts.append(f'{split} {len(images)} images, '
+                     + (sizes[0] if len(sizes) == 1 else f'{len(sizes)} sizes'))
+    return '; '.join(parts)
+
+
 def to_markdown(table, args, walls, seeds):
-    lines = [f'Dataset `{args.dataset}`, {args.iters} iterations, seeds {seeds}, '
-             f'evaluated on {"a held-out part of train" if args.val_fraction else "the test split"}.',
+    lines = [f'Dataset `{args.dataset}` ({describe_data(args)}), {args.iters} iterations, '
+             f'seeds {seeds}, evaluated on '
+             f'{"a held-out part of train" if args.val_fraction else "the test split"}.',
              '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) |',
              '|---|---|---|---|---|']
     for key, row in table.items():
@@ -128,7 +143,8 @@ def main():
     work = args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}')
     os.makedirs(work, exist_ok=True)
     if args.dataset == 'shapes' and not osp.exists(osp.join(ds['root'], ds['test'])):
-        generate_splits(ds['root'], num_train=128, num_val=32)
+        # the set `make demo` writes (tools/demo.py defaults), so both commands share it
+        generate_splits(ds['root'], num_train=128, num_val=32, size=192)
     train_ann, test_ann = ds['train'], ds['test']
     if args.val_fraction:
         train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)
