@@ -20,6 +20,19 @@
 namespace gan_mask_rcnn {
 namespace {
 
+// RoiBins of every RoI on every level: all[level][roi].
+template <typename T, typename scalar_t>
+std::vector<std::vector<RoiBins<T>>> level_bins(
+    const std::vector<at::Tensor>& features, const at::Tensor& rois,
+    const std::vector<double>& scales, int pooled_h, int pooled_w) {
+  std::vector<std::vector<RoiBins<T>>> all(features.size());
+  for (size_t l = 0; l < features.size(); ++l)
+    all[l] = build_bins<T>(rois.const_data_ptr<scalar_t>(), rois.size(0),
+                           static_cast<T>(scales[l]), pooled_h, pooled_w,
+                           features[l].size(2), features[l].size(3));
+  return all;
+}
+
 template <typename scalar_t>
 void max_levels_kernel(const std::vector<at::Tensor>& features,
                        const at::Tensor& rois,
@@ -29,11 +42,8 @@ void max_levels_kernel(const std::vector<at::Tensor>& features,
   const int64_t channels = features[0].size(1), num_rois = rois.size(0);
   const int64_t bins = pooled_h * pooled_w;
   const int num_levels = static_cast<int>(features.size());
-  std::vector<std::vector<RoiBins<T>>> all(num_levels);
-  for (int l = 0; l < num_levels; ++l)
-    all[l] = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
-                           static_cast<T>(scales[l]), pooled_h, pooled_w,
-                           features[l].size(2), features[l].size(3));
+  const auto all = level_bins<T, scalar_t>(features, rois, scales, pooled_h,
+                                           pooled_w);
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
   uint8_t* lvl = level.mutable_data_ptr<uint8_t>();
   at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
@@ -90,11 +100,8 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
   const int64_t channels = features[0].size(1), num_rois = rois.size(0);
   const int64_t bins = pooled_h * pooled_w;
   const int num_levels = static_cast<int>(features.size());
-  std::vector<std::vector<RoiBins<T>>> all(num_levels);
-  for (int l = 0; l < num_levels; ++l)
-    all[l] = build_bins<T>(rois.const_data_ptr<scalar_t>(), num_rois,
-                           static_cast<T>(scales[l]), pooled_h, pooled_w,
-                           features[l].size(2), features[l].size(3));
+  const auto all = level_bins<T, scalar_t>(features, rois, scales, pooled_h,
+                                           pooled_w);
   const scalar_t* grad = grad_output.const_data_ptr<scalar_t>();
   const scalar_t* out = output.const_data_ptr<scalar_t>();
   const uint8_t* lvl = level.const_data_ptr<uint8_t>();

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "prroi_pool_checks.h"
+#include "prroi_pool_cuda_bin.cuh"
 #include "prroi_pool_utils.h"
 
 namespace gan_mask_rcnn {
@@ -24,33 +25,6 @@ int num_blocks(int64_t n) {
   return static_cast<int>(
       std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t(1) << 20));
 }
-
-// Location of output element `index` of a (K, C, PH, PW) tensor and its bin.
-template <typename T>
-struct Bin {
-  int64_t k, c, batch;
-  int ph, pw, state;
-  T x1, y1, x2, y2, bw, bh;
-
-  template <typename scalar_t>
-  __device__ Bin(int64_t index, const scalar_t* rois, T scale, int channels,
-                 int pooled_h, int pooled_w) {
-    pw = index % pooled_w;
-    ph = (index / pooled_w) % pooled_h;
-    c = (index / pooled_w / pooled_h) % channels;
-    k = index / pooled_w / pooled_h / channels;
-    const scalar_t* roi = rois + k * 5;
-    batch = static_cast<int64_t>(static_cast<T>(roi[0]));
-    const T rx1 = static_cast<T>(roi[1]) * scale;
-    const T ry1 = static_cast<T>(roi[2]) * scale;
-    state = prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * scale,
-                           static_cast<T>(roi[4]) * scale, pooled_h, pooled_w,
-                           &bw, &bh);
-    if (state != kPrRoIValid) return;
-    prroi_bin_edges(rx1, bw, pw, &x1, &x2);
-    prroi_bin_edges(ry1, bh, ph, &y1, &y2);
-  }
-};
 
 template <typename scalar_t, typename T>
 __global__ void forward_kernel(int64_t total, const scalar_t* features,

@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "prroi_pool_checks.h"
+#include "prroi_pool_cuda_bin.cuh"
 #include "prroi_pool_utils.h"
 
 namespace gan_mask_rcnn {
@@ -38,30 +39,19 @@ __global__ void max_levels_kernel(int64_t total, Levels<scalar_t, T> levels,
                                   int pooled_h, int pooled_w) {
   for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        index < total; index += int64_t(blockDim.x) * gridDim.x) {
-    const int pw = index % pooled_w;
-    const int ph = (index / pooled_w) % pooled_h;
-    const int64_t c = (index / pooled_w / pooled_h) % channels;
-    const int64_t k = index / pooled_w / pooled_h / channels;
-    const scalar_t* roi = rois + k * 5;
-    const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
     T best = T(0);
     uint8_t best_level = 0;
     for (int l = 0; l < levels.count; ++l) {
-      const T s = levels.scale[l];
-      const T rx1 = static_cast<T>(roi[1]) * s, ry1 = static_cast<T>(roi[2]) * s;
-      T bw, bh, v;
-      const int state =
-          prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * s,
-                         static_cast<T>(roi[4]) * s, pooled_h, pooled_w, &bw, &bh);
-      if (state != kPrRoIValid) {
-        v = state == kPrRoIEmpty ? T(0) : T(NAN);
+      const Bin<T> bin(index, rois, levels.scale[l], channels, pooled_h,
+                       pooled_w);
+      T v;
+      if (bin.state != kPrRoIValid) {
+        v = bin.state == kPrRoIEmpty ? T(0) : T(NAN);
       } else {
-        T x1, x2, y1, y2;
-        prroi_bin_edges(rx1, bw, pw, &x1, &x2);
-        prroi_bin_edges(ry1, bh, ph, &y1, &y2);
         const int h = levels.height[l], w = levels.width[l];
-        v = prroi_bin_average<T>(levels.data[l] + (batch * channels + c) * h * w,
-                                 h, w, x1, y1, x2, y2, bw, bh);
+        v = prroi_bin_average<T>(
+            levels.data[l] + (bin.batch * channels + bin.c) * h * w, h, w,
+            bin.x1, bin.y1, bin.x2, bin.y2, bin.bw, bin.bh);
       }
       if (l == 0 || (!isnan(best) && (v > best || isnan(v)))) {
         best = v;
@@ -85,34 +75,22 @@ __global__ void max_levels_coor_kernel(int64_t total, Levels<scalar_t, T> levels
                                        int pooled_w) {
   for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        index < total; index += int64_t(blockDim.x) * gridDim.x) {
-    const int pw = index % pooled_w;
-    const int ph = (index / pooled_w) % pooled_h;
-    const int64_t c = (index / pooled_w / pooled_h) % channels;
-    const int64_t k = index / pooled_w / pooled_h / channels;
     const int l = level_index[index];
-    const scalar_t* roi = rois + k * 5;
-    const T s = levels.scale[l];
-    const T rx1 = static_cast<T>(roi[1]) * s, ry1 = static_cast<T>(roi[2]) * s;
-    T bw, bh;
-    const int state =
-        prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * s,
-                       static_cast<T>(roi[4]) * s, pooled_h, pooled_w, &bw, &bh);
-    T* grad = grad_rois + k * 4;
-    if (state == kPrRoINonFinite) {
+    const Bin<T> bin(index, rois, levels.scale[l], channels, pooled_h,
+                     pooled_w);
+    T* grad = grad_rois + bin.k * 4;
+    if (bin.state == kPrRoINonFinite) {
       for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, T(NAN));
       continue;
     }
     const T g = static_cast<T>(grad_output[index]);
-    if (state == kPrRoIEmpty || g == T(0)) continue;
-    T x1, x2, y1, y2;
-    prroi_bin_edges(rx1, bw, pw, &x1, &x2);
-    prroi_bin_edges(ry1, bh, ph, &y1, &y2);
-    const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
+    if (bin.state == kPrRoIEmpty || g == T(0)) continue;
     const int h = levels.height[l], w = levels.width[l];
     T acc[4] = {T(0), T(0), T(0), T(0)};
-    prroi_bin_coor_grad(levels.data[l] + (batch * channels + c) * h * w, h, w,
-                        x1, y1, x2, y2, bw, bh, ph, pw, pooled_h, pooled_w, g,
-                        static_cast<T>(output[index]), s, acc);
+    prroi_bin_coor_grad(levels.data[l] + (bin.batch * channels + bin.c) * h * w,
+                        h, w, bin.x1, bin.y1, bin.x2, bin.y2, bin.bw, bin.bh,
+                        bin.ph, bin.pw, pooled_h, pooled_w, g,
+                        static_cast<T>(output[index]), levels.scale[l], acc);
     for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, acc[e]);
   }
 }
