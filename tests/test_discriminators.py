@@ -1,6 +1,8 @@
 """BoxDiscriminator and MaskDiscriminator: shapes, losses against their formulas
 (thesis eq. 3.2-3.4), gradients against finite differences, and bad input."""
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 import torch
@@ -67,6 +69,33 @@ def test_box_discriminator_index_equals_scoring_the_repeated_rows():
     d.convs[0].order = ('norm', 'conv', 'act')
     with pytest.raises(ValueError, match='index needs conv layers ordered'):
         d(real, index)
+
+
+def test_box_discriminator_index_gradients_are_deterministic():
+    """Bit-for-bit the same gradients on every run (exact resume depends on it);
+    the backward of ``x[index]`` adds repeated rows with parallel atomics on CPU
+    once the tensor is large and several threads run."""
+    torch.manual_seed(0)
+    d = BoxDiscriminator(in_channels=4, roi_size=28)
+    real, fake = torch.randn(3, 4, 28, 28), torch.randn(40, 4, 28, 28)
+    index = torch.randint(0, 3, (40,))
+    grads = []
+    with _threads(2):
+        for _ in range(5):
+            d.zero_grad()
+            d.loss_discriminator(real, fake, index)['loss'].backward()
+            grads.append(d.convs[0].conv.weight.grad.clone())
+    assert all(torch.equal(g, grads[0]) for g in grads)
+
+
+@contextmanager
+def _threads(num: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(num)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_box_discriminator_learns_a_separable_problem():

@@ -84,7 +84,9 @@ class BoxDiscriminator(BaseModule):
             if first.order != ('conv', 'norm', 'act'):
                 raise ValueError(f"index needs conv layers ordered ('conv', 'norm', "
                                  f"'act'), got {first.order}")
-            x = first.conv(x)[index]
+            # index_select, not x[index]: the backward of advanced indexing adds
+            # repeated rows with parallel atomics on CPU (run-to-run last bits)
+            x = first.conv(x).index_select(0, index)
             if first.with_norm:
                 x = first.norm(x)
             if first.with_activation:
