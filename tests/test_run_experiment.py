@@ -27,3 +27,27 @@ def test_val_split_is_held_out_of_train(shapes_root, tmp_path):
     assert len(v_ids) == 2 and len(t_ids) == 6 and not t_ids & v_ids
     assert all(a['image_id'] in v_ids for a in v['annotations'])
     assert all(a['image_id'] in t_ids for a in t['annotations'])
+
+
+def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path, monkeypatch):
+    """Split files outside data_root (the runner writes them into its work dir):
+    the dataloaders and the COCO evaluator must read those files, also when the work
+    dir was given relative to the current directory."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import DATASETS, METRICS
+    from gan_mask_rcnn.config_utils import set_data_root
+    monkeypatch.chdir(tmp_path)
+    train, val = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25,
+                                  str(tmp_path))
+    cfg = Config.fromfile(f'{REPO}/configs/gan_mask_rcnn/mask-rcnn_r18_fpn_shapes-cpu.py')
+    set_data_root(cfg, shapes_root, train, val)
+    init_default_scope('mmdet')
+    assert len(DATASETS.build(cfg.train_dataloader.dataset)) == 6
+    assert len(DATASETS.build(cfg.test_dataloader.dataset)) == 2
+    assert METRICS.build(cfg.test_evaluator)._coco_api.getImgIds() == sorted(
+        i['id'] for i in json.load(open(val))['images'])
+    # relative annotation files stay relative to data_root
+    set_data_root(cfg, shapes_root, 'annotations/train.json', 'annotations/val.json')
+    assert len(METRICS.build(cfg.val_evaluator)._coco_api.getImgIds()) == 4

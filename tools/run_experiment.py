@@ -140,7 +140,9 @@ def write_results(work, args, runs, walls, seeds):
 def main():
     args = parse_args()
     ds = DATASETS[args.dataset]
-    work = args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}')
+    # absolute: the split files of --val-fraction go into configs whose data_root
+    # mmdet joins with every relative ann_file
+    work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}'))
     os.makedirs(work, exist_ok=True)
     if args.dataset == 'shapes' and not osp.exists(osp.join(ds['root'], ds['test'])):
         # the set `make demo` writes (tools/demo.py defaults), so both commands share it

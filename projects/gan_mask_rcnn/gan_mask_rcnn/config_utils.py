@@ -53,7 +53,11 @@ def rescale_schedule(cfg: Config, max_iters: int, checkpoint_interval: int = Non
 
 def set_data_root(cfg: Config, data_root: str, train_ann: str = 'annotations/train.json',
                   test_ann: str = 'annotations/val.json', img_prefix: str = '') -> Config:
-    """Point the train, val and test dataloaders and evaluators at ``data_root``."""
+    """Point the train, val and test dataloaders and evaluators at ``data_root``.
+
+    ``train_ann``/``test_ann`` are relative to ``data_root`` or absolute (e.g.
+    split files written elsewhere), as for mmengine's datasets.
+    """
     data_root = osp.join(data_root, '')
     for key, ann in (('train_dataloader', train_ann), ('val_dataloader', test_ann),
                      ('test_dataloader', test_ann)):
@@ -62,7 +66,7 @@ def set_data_root(cfg: Config, data_root: str, train_ann: str = 'annotations/tra
         ds.ann_file = ann
         ds.data_prefix = dict(img=img_prefix)
     for key in ('val_evaluator', 'test_evaluator'):
-        cfg[key].ann_file = data_root + test_ann
+        cfg[key].ann_file = osp.join(data_root, test_ann)
     return cfg
 
 
