@@ -72,9 +72,11 @@ def test_box_discriminator_index_equals_scoring_the_repeated_rows():
 
 
 def test_box_discriminator_index_gradients_are_deterministic():
-    """Bit-for-bit the same gradients on every run (exact resume depends on it);
-    the backward of ``x[index]`` adds repeated rows with parallel atomics on CPU
-    once the tensor is large and several threads run."""
+    """Bit-for-bit the same gradients on every run (exact resume depends on it).
+    The backward of ``x[index]`` adds repeated rows with parallel atomics on CPU
+    once the tensor is large and several threads run; whether the order changes
+    depends on thread timing, so ``test_resume_equals_straight_run`` (a training
+    process) caught that more often than this test does."""
     torch.manual_seed(0)
     d = BoxDiscriminator(in_channels=4, roi_size=28)
     real, fake = torch.randn(3, 4, 28, 28), torch.randn(40, 4, 28, 28)
