@@ -20,6 +20,16 @@ def test_summary_is_paired_per_seed():
     assert row['per_seed'] == {'0': 2.0, '1': 5.0, '2': -1.0}
 
 
+def test_one_seed_has_no_spread():
+    """A sample standard deviation needs two seeds: none is reported for one
+    (not 0.0, which would read as 'no spread')."""
+    runs = {'baseline': {0: {'segm_mAP': 0.10}}, 'gan': {0: {'segm_mAP': 0.12}}}
+    row = exp['summarize'](runs, [0])['segm_mAP']
+    assert row['baseline'] == [pytest.approx(10.0), None]
+    assert row['diff'] == [pytest.approx(2.0), None]
+    assert row['per_seed'] == {'0': 2.0}
+
+
 def test_val_split_is_held_out_of_train(shapes_root, tmp_path):
     train, val = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25, str(tmp_path))
     t, v = json.load(open(train)), json.load(open(val))
@@ -51,3 +61,21 @@ def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path,
     # relative annotation files stay relative to data_root
     set_data_root(cfg, shapes_root, 'annotations/train.json', 'annotations/val.json')
     assert len(METRICS.build(cfg.val_evaluator)._coco_api.getImgIds()) == 4
+
+
+def test_markdown_names_what_was_run(shapes_root, tmp_path):
+    """The table's header names the images trained and evaluated on (the held-out
+    split's), the image scale and the overrides; one seed prints no spread."""
+    import argparse
+    train, val = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25,
+                                  str(tmp_path))
+    args = argparse.Namespace(dataset='shapes', iters=10, val_fraction=0.25,
+                              image_scale=[288, 192], options={},
+                              gan_options={'model.roi_head.max_disc_rois_per_img': 8},
+                              train_ann=train, test_ann=val)
+    runs = {'baseline': {0: {'segm_mAP': 0.10}}, 'gan': {0: {'segm_mAP': 0.12}}}
+    md = exp['to_markdown'](exp['summarize'](runs, [0]), args, {'gan': [60.0]}, [0])
+    assert '(train 6 images, 128x128; evaluated 2 images, 128x128)' in md
+    assert 'a held-out part of train. Images resized to fit 288x192.' in md
+    assert 'GAN side: model.roi_head.max_disc_rois_per_img=8.' in md
+    assert '| segm_mAP | 10.0 | 12.0 | +2.0 | +2.0 |' in md

@@ -86,7 +86,8 @@ def summarize(runs, seeds):
         base = np.array([100 * runs['baseline'][s][key] for s in seeds])
         gan = np.array([100 * runs['gan'][s][key] for s in seeds])
         diff = gan - base
-        std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+        # a sample standard deviation needs two seeds; None (JSON null) for one
+        std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else None)
         table[key] = dict(baseline=[float(base.mean()), std(base)],
                           gan=[float(gan.mean()), std(gan)],
                           diff=[float(diff.mean()), std(diff)],
@@ -95,12 +96,13 @@ def summarize(runs, seeds):
 
 
 def describe_data(args) -> str:
-    """Image counts and sizes of the train and test annotations, e.g. for the
-    shapes set, which other commands may have generated at another size."""
+    """Image counts and sizes of the annotations trained and evaluated on (the
+    held-out split's with ``--val-fraction``), e.g. for the shapes set, which other
+    commands may have generated at another size."""
     ds = DATASETS[args.dataset]
     parts = []
-    for split in ('train', 'test'):
-        with open(osp.join(ds['root'], ds[split])) as f:
+    for split, ann in (('train', args.train_ann), ('evaluated', args.test_ann)):
+        with open(osp.join(ds['root'], ann)) as f:
             images = json.load(f)['images']
         sizes = sorted({f"{im['width']}x{im['height']}" for im in images})
         parts.append(f'{split} {len(images)} images, '
@@ -111,13 +113,22 @@ def describe_data(args) -> str:
 def to_markdown(table, args, walls, seeds):
     lines = [f'Dataset `{args.dataset}` ({describe_data(args)}), {args.iters} iterations, '
              f'seeds {seeds}, evaluated on '
-             f'{"a held-out part of train" if args.val_fraction else "the test split"}.',
+             f'{"a held-out part of train" if args.val_fraction else "the test split"}.'
+             + (f' Images resized to fit {args.image_scale[0]}x{args.image_scale[1]}.'
+                if args.image_scale else '')
+             + ''.join(f' {label}: {", ".join(f"{k}={v}" for k, v in opts.items())}.'
+                       for label, opts in (('Both sides', args.options),
+                                           ('GAN side', args.gan_options)) if opts),
              '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) |',
              '|---|---|---|---|---|']
+
+    def cell(mean_std, sign=''):
+        mean, std = mean_std
+        return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
+
     for key, row in table.items():
-        lines.append(f'| {key} | {row["baseline"][0]:.1f} ± {row["baseline"][1]:.1f} | '
-                     f'{row["gan"][0]:.1f} ± {row["gan"][1]:.1f} | '
-                     f'{row["diff"][0]:+.1f} ± {row["diff"][1]:.1f} | '
+        lines.append(f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
+                     f'{cell(row["diff"], "+")} | '
                      + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' |')
     lines += ['', 'mean ± sample standard deviation over seeds, AP in %. Mean wall time per '
               'run (train + test, 2-core CPU): '
@@ -150,6 +161,7 @@ def main():
     train_ann, test_ann = ds['train'], ds['test']
     if args.val_fraction:
         train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)
+    args.train_ann, args.test_ann = train_ann, test_ann  # recorded in results.json
     runs = {'baseline': {}, 'gan': {}}
     walls = {}
     for seed in args.seeds:
