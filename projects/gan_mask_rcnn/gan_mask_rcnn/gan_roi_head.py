@@ -68,16 +68,29 @@ class GANRoIHead(StandardRoIHead):
                 "GANRoIHead needs disc_roi_extractor, e.g. dict(type='PrRoIExtractor', "
                 "roi_layer=dict(type='PrRoIPool', output_size=28), out_channels=256, "
                 "featmap_strides=[4, 8, 16, 32], level_mode='max')")
-        self.box_discriminator = (MODELS.build(box_discriminator)
-                                  if box_discriminator is not None else None)
-        self.mask_discriminator = (MODELS.build(mask_discriminator)
-                                   if mask_discriminator is not None else None)
+        # The discriminators draw their first weights from a forked random stream,
+        # here and in init_weights: the detector's weights and every later random
+        # draw are then those of the baseline with the same seed (paired runs).
+        with torch.random.fork_rng(devices=[]):
+            self.box_discriminator = (MODELS.build(box_discriminator)
+                                      if box_discriminator is not None else None)
+            self.mask_discriminator = (MODELS.build(mask_discriminator)
+                                       if mask_discriminator is not None else None)
         self.disc_roi_extractor = MODELS.build(disc_roi_extractor)
         self.max_disc_rois_per_img = max_disc_rois_per_img
         self.adversarial = True
         self.adv_weight_scale = 1.0
         self._disc_inputs: Optional[Dict[str, Tuple[Tensor, ...]]] = None
         self._disc_keep: Optional[List[Tensor]] = None
+
+    def init_weights(self) -> None:
+        """Initialise the discriminators from a forked random stream, then the rest
+        as ``StandardRoIHead``, so that the random state the rest sees is the one
+        it sees in Mask R-CNN with the same seed."""
+        with torch.random.fork_rng(devices=[]):
+            for disc in self.discriminators():
+                disc.init_weights()
+        super().init_weights()
 
     def discriminator_names(self) -> List[str]:
         """Attribute names of the discriminators this head has."""
