@@ -18,6 +18,10 @@ def test_summary_is_paired_per_seed():
     # differences +2, +5, -1: mean 2, sample std 3
     assert row['diff'] == pytest.approx([2.0, 3.0])
     assert row['per_seed'] == {'0': 2.0, '1': 5.0, '2': -1.0}
+    # paired t = mean / (std / sqrt(n)) = 2 / sqrt(3); with 2 degrees of freedom the
+    # two-sided p has the closed form 1 - t / sqrt(t^2 + 2)
+    t = 2 / 3 ** 0.5
+    assert row['paired_t'] == pytest.approx([t, 1 - t / (t * t + 2) ** 0.5])
 
 
 def test_one_seed_has_no_spread():
@@ -28,6 +32,7 @@ def test_one_seed_has_no_spread():
     assert row['baseline'] == [pytest.approx(10.0), None]
     assert row['diff'] == [pytest.approx(2.0), None]
     assert row['per_seed'] == {'0': 2.0}
+    assert row['paired_t'] is None
 
 
 def test_val_split_is_held_out_of_train(shapes_root, tmp_path):
@@ -78,4 +83,4 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     assert '(train 6 images, 128x128; evaluated 2 images, 128x128)' in md
     assert 'a held-out part of train. Images resized to fit 288x192.' in md
     assert 'GAN side: model.roi_head.max_disc_rois_per_img=8.' in md
-    assert '| segm_mAP | 10.0 | 12.0 | +2.0 | +2.0 |' in md
+    assert '| segm_mAP | 10.0 | 12.0 | +2.0 | +2.0 | - |' in md

@@ -22,6 +22,7 @@ import os.path as osp
 import time
 
 import numpy as np
+from scipy import stats
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
@@ -88,10 +89,16 @@ def summarize(runs, seeds):
         diff = gan - base
         # a sample standard deviation needs two seeds; None (JSON null) for one
         std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else None)
+        # paired t-test over seeds (two-sided); undefined for one seed or equal diffs
+        paired = None
+        if len(seeds) > 1 and diff.std() > 0:
+            test = stats.ttest_rel(gan, base)
+            paired = [float(test.statistic), float(test.pvalue)]
         table[key] = dict(baseline=[float(base.mean()), std(base)],
                           gan=[float(gan.mean()), std(gan)],
                           diff=[float(diff.mean()), std(diff)],
-                          per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())))
+                          per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())),
+                          paired_t=paired)
     return table
 
 
@@ -119,8 +126,8 @@ def to_markdown(table, args, walls, seeds):
              + ''.join(f' {label}: {", ".join(f"{k}={v}" for k, v in opts.items())}.'
                        for label, opts in (('Both sides', args.options),
                                            ('GAN side', args.gan_options)) if opts),
-             '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) |',
-             '|---|---|---|---|---|']
+             '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
+             '| paired t (p) |', '|---|---|---|---|---|---|']
 
     def cell(mean_std, sign=''):
         mean, std = mean_std
@@ -129,8 +136,11 @@ def to_markdown(table, args, walls, seeds):
     for key, row in table.items():
         lines.append(f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
                      f'{cell(row["diff"], "+")} | '
-                     + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' |')
-    lines += ['', 'mean ± sample standard deviation over seeds, AP in %. Mean wall time per '
+                     + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
+                     + ('-' if row['paired_t'] is None else
+                        '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |')
+    lines += ['', 'mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
+              'baseline over seeds, two-sided p. Mean wall time per '
               'run (train + test, 2-core CPU): '
               + ', '.join(f'{k} {np.mean(v) / 60:.1f} min' for k, v in walls.items())]
     return '\n'.join(lines) + '\n'
