@@ -260,6 +260,10 @@ def test_discriminator_loss_on_kept_inputs(heads):
     run_loss(gan, make_batch())
     for d in gan.discriminators():
         d.requires_grad_(True)
+    # the pooled 28x28x256 inputs come channels-last (the convolutions' fast layout)
+    for key, pooled in (('box', 0), ('box', 1), ('mask', 0)):
+        assert gan._disc_inputs[key][pooled].is_contiguous(
+            memory_format=torch.channels_last), key
     out = gan.discriminator_loss()
     assert set(out) == {'loss_d_box', 'acc_d_box_real', 'acc_d_box_fake',
                         'loss_d_mask', 'dist_d_mask'}

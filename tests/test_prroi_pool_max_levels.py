@@ -49,6 +49,26 @@ def test_gradients_equal_autograd_through_maximum():
     assert grads[0][0][:, 1:].abs().sum() > 0  # the coordinates get a gradient
 
 
+def test_layouts_of_output_and_gradient():
+    """CPU output is channels-last (the discriminators' fast layout); the RoI
+    gradient is the reference's for an output gradient in any layout."""
+    feats, rois = _inputs(channels=4)
+    rois.requires_grad_()
+    out = prroi_pool_max_levels(feats, rois, 5, SCALES)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    ref_out = _reference(feats, rois, 5)
+    weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(3),
+                         dtype=torch.float64)
+    expected, = torch.autograd.grad(ref_out, rois, weight)
+    strided = torch.empty(5, 5, 3, 4, 2, dtype=torch.float64)[..., 0].permute(2, 3, 0, 1)
+    strided.copy_(weight)
+    assert not strided.is_contiguous() and not strided.is_contiguous(
+        memory_format=torch.channels_last)
+    for grad in (weight, weight.contiguous(memory_format=torch.channels_last), strided):
+        ours, = torch.autograd.grad(out, rois, grad, retain_graph=True)
+        torch.testing.assert_close(ours, expected)
+
+
 def test_gradcheck_rois_and_levels():
     feats, _ = _inputs(channels=2, size=64)
     # off every level's grid points, where PrRoIPool is not differentiable

@@ -16,6 +16,10 @@ positive RoI, four levels).
 
 Ties (equal values on several levels, e.g. a RoI outside all maps) send the
 gradient to the first of them; ``torch.maximum`` would split it.
+
+On CPU the output is channels-last (``torch.channels_last``), the layout in which
+the discriminators' convolutions are fastest there, written by the kernel itself;
+on CUDA it is contiguous. The values do not depend on the layout.
 """
 from typing import Sequence, Tuple, Union
 
@@ -31,7 +35,11 @@ _OPS = torch.ops.gan_mask_rcnn
 def _prroi_pool_max_levels_fake(features, rois, pooled_height, pooled_width,
                                 spatial_scales):
     shape = (rois.shape[0], features[0].shape[1], pooled_height, pooled_width)
-    return features[0].new_empty(shape), features[0].new_empty(shape, dtype=torch.uint8)
+    fmt = torch.channels_last if features[0].device.type == 'cpu' else torch.contiguous_format
+    return (torch.empty(shape, dtype=features[0].dtype, device=features[0].device,
+                        memory_format=fmt),
+            torch.empty(shape, dtype=torch.uint8, device=features[0].device,
+                        memory_format=fmt))
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool_max_levels_coor_backward')
@@ -86,8 +94,8 @@ def prroi_pool_max_levels(feats: Sequence[Tensor],
             level (e.g. 1/4, 1/8, 1/16, 1/32).
 
     Returns:
-        Tensor: (K, C, out_h, out_w). Differentiable with respect to ``rois`` and
-        every level.
+        Tensor: (K, C, out_h, out_w), channels-last on CPU. Differentiable
+        with respect to ``rois`` and every level.
     """
     if len(feats) == 0 or len(feats) != len(spatial_scales):
         raise ValueError(f'need one spatial scale per level, got {len(feats)} levels '

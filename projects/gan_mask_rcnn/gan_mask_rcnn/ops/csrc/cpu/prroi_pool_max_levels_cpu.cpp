@@ -4,6 +4,11 @@
 // (the separable passes of prroi_pool_cpu.cpp) and merged into the output at
 // once, so no per-level output tensor is ever allocated. The maximum follows
 // torch.maximum: NaN wins (and stays), ties keep the first level.
+//
+// The output (and the level index) is channels-last, (K, C, H, W) with strides
+// (H * W * C, 1, W * C, C): the layout the discriminators' convolutions are
+// fastest in on CPU, written here at no extra pass. The coordinate backward reads
+// its pooled tensors in either layout, so a gradient in either costs no copy.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -33,6 +38,36 @@ std::vector<std::vector<RoiBins<T>>> level_bins(
   return all;
 }
 
+// Element strides of a pooled (K, C, H, W) tensor, contiguous or channels-last:
+// element (k, c, bin b = h * W + w) is at k * roi + c * channel + b * bin.
+struct PooledStrides {
+  int64_t roi, channel, bin;
+  explicit PooledStrides(const at::Tensor& t)
+      : roi(t.stride(0)), channel(t.stride(1)), bin(t.stride(3)) {}
+  int64_t at(int64_t k, int64_t c) const { return k * roi + c * channel; }
+};
+
+// ``t`` if it is contiguous or channels-last (both fit PooledStrides), else
+// a contiguous copy.
+at::Tensor pooled_layout(const at::Tensor& t) {
+  return t.is_contiguous() || t.is_contiguous(at::MemoryFormat::ChannelsLast)
+             ? t
+             : t.contiguous();
+}
+
+// Job n of channels * num_rois as (roi, channel): channel fastest for a
+// channels-last tensor (its channels are adjacent), roi fastest otherwise.
+inline void job_indices(int64_t n, int64_t channels, int64_t num_rois,
+                        bool channel_fastest, int64_t* k, int64_t* c) {
+  if (channel_fastest) {
+    *k = n / channels;
+    *c = n % channels;
+  } else {
+    *c = n / num_rois;
+    *k = n % num_rois;
+  }
+}
+
 template <typename scalar_t>
 void max_levels_kernel(const std::vector<at::Tensor>& features,
                        const at::Tensor& rois,
@@ -46,11 +81,13 @@ void max_levels_kernel(const std::vector<at::Tensor>& features,
                                            pooled_w);
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
   uint8_t* lvl = level.mutable_data_ptr<uint8_t>();
+  const PooledStrides os(output), ls(level);
   at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> rows, best(bins), value(bins);
+    std::vector<uint8_t> idx(bins);
     for (int64_t n = begin; n < end; ++n) {
-      const int64_t c = n / num_rois, k = n % num_rois;
-      uint8_t* idx = lvl + (k * channels + c) * bins;
+      int64_t k, c;
+      job_indices(n, channels, num_rois, os.channel == 1, &k, &c);
       for (int l = 0; l < num_levels; ++l) {
         const RoiBins<T>& roi = all[l][k];
         T* v = l == 0 ? best.data() : value.data();
@@ -70,7 +107,7 @@ void max_levels_kernel(const std::vector<at::Tensor>& features,
           }
         }
         if (l == 0) {
-          std::fill(idx, idx + bins, uint8_t(0));
+          std::fill(idx.begin(), idx.end(), uint8_t(0));
           continue;
         }
         for (int64_t b = 0; b < bins; ++b) {
@@ -81,8 +118,12 @@ void max_levels_kernel(const std::vector<at::Tensor>& features,
           }
         }
       }
-      scalar_t* o = out + (k * channels + c) * bins;
-      for (int64_t b = 0; b < bins; ++b) o[b] = static_cast<scalar_t>(best[b]);
+      scalar_t* o = out + os.at(k, c);
+      uint8_t* i = lvl + ls.at(k, c);
+      for (int64_t b = 0; b < bins; ++b) {
+        o[b * os.bin] = static_cast<scalar_t>(best[b]);
+        i[b * ls.bin] = idx[b];
+      }
     }
   });
 }
@@ -105,14 +146,20 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
   const scalar_t* grad = grad_output.const_data_ptr<scalar_t>();
   const scalar_t* out = output.const_data_ptr<scalar_t>();
   const uint8_t* lvl = level.const_data_ptr<uint8_t>();
+  const PooledStrides gs(grad_output), os(output), ls(level);
   T* part = partial.mutable_data_ptr<T>();
   at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> rows, top, bottom;
+    std::vector<scalar_t> g(bins), o(bins);  // this (roi, channel)'s bins, gathered
+    std::vector<uint8_t> idx(bins);
     for (int64_t n = begin; n < end; ++n) {
-      const int64_t c = n / num_rois, k = n % num_rois;
-      const int64_t offset = (k * channels + c) * bins;
-      const scalar_t* g = grad + offset;
-      const uint8_t* idx = lvl + offset;
+      int64_t k, c;
+      job_indices(n, channels, num_rois, gs.channel == 1, &k, &c);
+      for (int64_t b = 0; b < bins; ++b) {
+        g[b] = grad[gs.at(k, c) + b * gs.bin];
+        o[b] = out[os.at(k, c) + b * os.bin];
+        idx[b] = lvl[ls.at(k, c) + b * ls.bin];
+      }
       T acc[4] = {T(0), T(0), T(0), T(0)};
       for (int l = 0; l < num_levels; ++l) {
         const RoiBins<T>& roi = all[l][k];
@@ -125,7 +172,7 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
         const int height = features[l].size(2), width = features[l].size(3);
         roi.coor_grad(features[l].const_data_ptr<scalar_t>() +
                           (roi.batch * channels + c) * height * width,
-                      height, width, g, out + offset, static_cast<T>(scales[l]),
+                      height, width, g.data(), o.data(), static_cast<T>(scales[l]),
                       [&](int b) { return idx[b] == l && g[b] != scalar_t(0); },
                       rows, top, bottom, acc);
       }
@@ -144,10 +191,11 @@ std::tuple<at::Tensor, at::Tensor> prroi_pool_max_levels_cpu(
   const auto boxes = rois.contiguous();
   const std::vector<double> scales(spatial_scales.begin(),
                                    spatial_scales.end());
+  const auto options =
+      features[0].options().memory_format(at::MemoryFormat::ChannelsLast);
   auto output = at::empty(
-      {rois.size(0), features[0].size(1), pooled_height, pooled_width},
-      features[0].options());
-  auto level = at::empty(output.sizes(), output.options().dtype(at::kByte));
+      {rois.size(0), features[0].size(1), pooled_height, pooled_width}, options);
+  auto level = at::empty(output.sizes(), options.dtype(at::kByte));
   AT_DISPATCH_FLOATING_TYPES(
       features[0].scalar_type(), "prroi_pool_max_levels_cpu", [&] {
         max_levels_kernel<scalar_t>(feats, boxes, scales, output, level,
@@ -182,7 +230,7 @@ at::Tensor prroi_pool_max_levels_coor_backward_cpu(
             {rois.size(0), features[0].size(1), 4},
             features[0].options().dtype(c10::CppTypeToScalarType<T>::value));
         max_levels_coor_kernel<scalar_t>(
-            grad_output.contiguous(), output.contiguous(), level.contiguous(),
+            pooled_layout(grad_output), pooled_layout(output), pooled_layout(level),
             feats, rois.contiguous(), scales, partial, pooled_height,
             pooled_width);
         grad_rois.narrow(1, 1, 4).copy_(partial.sum(1));
