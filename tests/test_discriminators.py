@@ -229,7 +229,7 @@ def test_mask_layer_weights_length_is_checked():
         MaskDiscriminator(layer_weights=(1, 2))
 
 
-def test_masked_conv_matches_conv_of_the_product_and_keeps_no_product():
+def test_masked_conv_matches_conv_of_the_product_kept_only_for_the_weight():
     from gan_mask_rcnn.discriminator_utils import _MaskedConv2d, masked_conv
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 3, 3, stride=2, padding=1, bias=True).double()
@@ -249,12 +249,18 @@ def test_masked_conv_matches_conv_of_the_product_and_keeps_no_product():
         grads.append([out.detach(), mask.grad, conv.weight.grad, conv.bias.grad])
     for ours, ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
-                                                  lambda t: t):
-        masked_conv(conv, feats, mask)
-    assert all(t.shape[1] != 4 or t.data_ptr() == feats.data_ptr() for t in saved
-               if t.dim() == 4 and t.shape[0] == 2)  # no (N, C, S, S) product kept
+    def kept_products():  # saved (N, C, S, S) tensors other than feats
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
+                                                      lambda t: t):
+            masked_conv(conv, feats, mask)
+        return [t for t in saved if t.shape == feats.shape
+                and t.data_ptr() != feats.data_ptr()]
+
+    assert len(kept_products()) == 1  # the weight gradient needs the product
+    conv.requires_grad_(False)  # the generator's step: only the mask's gradient
+    assert not kept_products()
+    conv.requires_grad_(True)
     with pytest.raises(ValueError, match='does not differentiate feats'):
         masked_conv(conv, feats.clone().requires_grad_(), mask)
 

@@ -60,28 +60,31 @@ def check_roi_features(x: Tensor, in_channels: int, roi_size: int, name: str) ->
 
 
 class _MaskedConv2d(torch.autograd.Function):
-    """``conv2d(mask * feats, weight, bias)`` that keeps ``mask`` and ``feats`` for
-    backward instead of their (N, C, S, S) product, and rebuilds the product only
-    when the weight gradient needs it. ``feats`` gets no gradient."""
+    """``conv2d(mask * feats, weight, bias)`` that keeps the (N, C, S, S) product
+    for backward only when the weight gradient needs it (the critic's own step),
+    not when only the mask's does (the generator's step, critic frozen): there
+    ``feats`` and ``mask`` suffice. ``feats`` gets no gradient."""
 
     @staticmethod
     def forward(ctx, feats: Tensor, mask: Tensor, weight: Tensor,
                 bias: Optional[Tensor], stride, padding, dilation, groups) -> Tensor:
         ctx.conv_args = (stride, padding, dilation, groups)
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(feats, mask, weight)
-        return F.conv2d(mask * feats, weight, bias, stride, padding, dilation, groups)
+        product = mask * feats
+        ctx.save_for_backward(feats, mask, weight,
+                              product if ctx.needs_input_grad[2] else None)
+        return F.conv2d(product, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        feats, mask, weight = ctx.saved_tensors
+        feats, mask, weight, product = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv_args
         need_mask, need_weight = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         need_bias = ctx.has_bias and ctx.needs_input_grad[3]
         # the input's value matters for the weight gradient only; else its shape.
         # Under autocast the forward ran in grad_out's dtype: compute in it.
         dtype = grad_out.dtype
-        conv_input = (mask * feats if need_weight else feats).to(dtype)
+        conv_input = (product if need_weight else feats).to(dtype)
         grad_in, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
             grad_out, conv_input, weight.to(dtype),
             [weight.shape[0]] if ctx.has_bias else None, stride, padding, dilation,
