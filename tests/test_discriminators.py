@@ -249,6 +249,7 @@ def test_masked_conv_matches_conv_of_the_product_kept_only_for_the_weight():
         grads.append([out.detach(), mask.grad, conv.weight.grad, conv.bias.grad])
     for ours, ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
     def kept_products():  # saved (N, C, S, S) tensors other than feats
         saved = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
