@@ -1,14 +1,15 @@
 // CPU kernel of prroi_pool_max_levels: PrRoIPool of every RoI on every pyramid
 // level, merged by element-wise maximum in one pass, with the index of the
-// winning level. Per (roi, channel) each level is pooled into a small buffer
-// (the separable passes of prroi_pool_cpu.cpp) and merged into the output at
-// once, so no per-level output tensor is ever allocated. The maximum follows
-// torch.maximum: NaN wins (and stays), ties keep the first level.
+// winning level. Per (roi, bin) each level's average is taken for all channels
+// at once into a small buffer and merged there, so no per-level output tensor
+// is ever allocated. The maximum follows torch.maximum: NaN wins (and stays),
+// ties keep the first level.
 //
 // The output (and the level index) is channels-last, (K, C, H, W) with strides
 // (H * W * C, 1, W * C, C): the layout the discriminators' convolutions are
-// fastest in on CPU, written here at no extra pass. The coordinate backward reads
-// its pooled tensors in either layout, so a gradient in either costs no copy.
+// fastest in on CPU, and the one in which a bin's channels are written at once.
+// The coordinate backward reads its pooled tensors in either layout, so a
+// gradient in either costs no copy.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -68,6 +69,10 @@ inline void job_indices(int64_t n, int64_t channels, int64_t num_rois,
   }
 }
 
+// Forward, channels-last output (K, H, W, C in memory). Per RoI and bin, each
+// level's bin average sum_ty sum_tx w_y w_x f(y, x) is taken for all channels
+// at once from a channels-last copy of the level (the channel loop is the
+// contiguous, vectorised one), and merged into the output in place.
 template <typename scalar_t>
 void max_levels_kernel(const std::vector<at::Tensor>& features,
                        const at::Tensor& rois,
@@ -79,52 +84,57 @@ void max_levels_kernel(const std::vector<at::Tensor>& features,
   const int num_levels = static_cast<int>(features.size());
   const auto all = level_bins<T, scalar_t>(features, rois, scales, pooled_h,
                                            pooled_w);
+  std::vector<at::Tensor> nhwc;  // (N, H, W, C) copies of the levels
+  for (const auto& f : features) nhwc.push_back(f.permute({0, 2, 3, 1}).contiguous());
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
   uint8_t* lvl = level.mutable_data_ptr<uint8_t>();
-  const PooledStrides os(output), ls(level);
-  at::parallel_for(0, channels * num_rois, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> rows, best(bins), value(bins);
-    std::vector<uint8_t> idx(bins);
-    for (int64_t n = begin; n < end; ++n) {
-      int64_t k, c;
-      job_indices(n, channels, num_rois, os.channel == 1, &k, &c);
-      for (int l = 0; l < num_levels; ++l) {
-        const RoiBins<T>& roi = all[l][k];
-        T* v = l == 0 ? best.data() : value.data();
-        if (roi.state != kPrRoIValid) {
-          std::fill(v, v + bins, roi.state == kPrRoIEmpty
-                                     ? T(0)
-                                     : std::numeric_limits<T>::quiet_NaN());
-        } else {
-          const int height = features[l].size(2), width = features[l].size(3);
-          roi.pool_rows(features[l].const_data_ptr<scalar_t>() +
-                            (roi.batch * channels + c) * height * width,
-                        width, rows);
-          for (int ph = 0; ph < pooled_h; ++ph) {
-            const T* r = rows.data() + static_cast<size_t>(ph) * roi.x.count;
-            for (int pw = 0; pw < pooled_w; ++pw)
-              v[ph * pooled_w + pw] = roi.x.dot(pw, r);
+  at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(channels), best(channels);
+    std::vector<uint8_t> won(channels);
+    for (int64_t k = begin; k < end; ++k)
+      for (int ph = 0; ph < pooled_h; ++ph)
+        for (int pw = 0; pw < pooled_w; ++pw) {
+          for (int l = 0; l < num_levels; ++l) {
+            const RoiBins<T>& roi = all[l][k];
+            T* __restrict__ a = l == 0 ? best.data() : acc.data();
+            if (roi.state != kPrRoIValid) {
+              std::fill(a, a + channels, roi.state == kPrRoIEmpty
+                                             ? T(0)
+                                             : std::numeric_limits<T>::quiet_NaN());
+            } else {
+              const int height = features[l].size(2), width = features[l].size(3);
+              const scalar_t* plane = nhwc[l].const_data_ptr<scalar_t>() +
+                                      roi.batch * height * width * channels;
+              std::fill(a, a + channels, T(0));
+              for (int ty = 0; ty < roi.y.len[ph]; ++ty) {
+                const T wy = roi.y.weight[ph * roi.y.stride + ty];
+                const int64_t row = roi.y.first[ph] + ty;
+                for (int tx = 0; tx < roi.x.len[pw]; ++tx) {
+                  const T w = wy * roi.x.weight[pw * roi.x.stride + tx];
+                  const scalar_t* __restrict__ src =
+                      plane + (row * width + roi.x.first[pw] + tx) * channels;
+                  for (int64_t c = 0; c < channels; ++c)
+                    a[c] += w * static_cast<T>(src[c]);
+                }
+              }
+            }
+            if (l == 0) {
+              std::fill(won.begin(), won.end(), uint8_t(0));
+              continue;
+            }
+            for (int64_t c = 0; c < channels; ++c) {
+              if (std::isnan(best[c])) continue;
+              if (acc[c] > best[c] || std::isnan(acc[c])) {
+                best[c] = acc[c];
+                won[c] = static_cast<uint8_t>(l);
+              }
+            }
           }
+          const int64_t offset = (k * bins + ph * pooled_w + pw) * channels;
+          for (int64_t c = 0; c < channels; ++c)
+            out[offset + c] = static_cast<scalar_t>(best[c]);
+          std::copy(won.begin(), won.end(), lvl + offset);
         }
-        if (l == 0) {
-          std::fill(idx.begin(), idx.end(), uint8_t(0));
-          continue;
-        }
-        for (int64_t b = 0; b < bins; ++b) {
-          if (std::isnan(best[b])) continue;
-          if (value[b] > best[b] || std::isnan(value[b])) {
-            best[b] = value[b];
-            idx[b] = static_cast<uint8_t>(l);
-          }
-        }
-      }
-      scalar_t* o = out + os.at(k, c);
-      uint8_t* i = lvl + ls.at(k, c);
-      for (int64_t b = 0; b < bins; ++b) {
-        o[b * os.bin] = static_cast<scalar_t>(best[b]);
-        i[b * ls.bin] = idx[b];
-      }
-    }
   });
 }
 
