@@ -72,7 +72,8 @@ inline void job_indices(int64_t n, int64_t channels, int64_t num_rois,
 // Forward, channels-last output (K, H, W, C in memory). Per RoI and bin, each
 // level's bin average sum_ty sum_tx w_y w_x f(y, x) is taken for all channels
 // at once from a channels-last copy of the level (the channel loop is the
-// contiguous, vectorised one), and merged into the output in place.
+// contiguous, vectorised one), merged by maximum in a C-sized buffer and
+// written to the output once.
 template <typename scalar_t>
 void max_levels_kernel(const std::vector<at::Tensor>& features,
                        const at::Tensor& rois,
