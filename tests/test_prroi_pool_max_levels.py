@@ -27,22 +27,26 @@ def _reference(feats, rois, size):
                                   for f, s in zip(feats, SCALES)])
 
 
-def test_forward_equals_per_level_maximum():
-    feats, rois = _inputs(dtype=torch.float32)
+# 19 channels: the kernels' eight-channel blocks and their remainder
+@pytest.mark.parametrize('channels', [3, 19])
+def test_forward_equals_per_level_maximum(channels):
+    feats, rois = _inputs(channels=channels, dtype=torch.float32)
     # same bin weights, another summation order (all channels of a bin at once):
     # float32 rounding apart
     torch.testing.assert_close(prroi_pool_max_levels(feats, rois, (5, 7), SCALES),
                                _reference(feats, rois, (5, 7)), rtol=1e-6, atol=1e-6)
 
 
-def test_gradients_equal_autograd_through_maximum():
-    feats, rois = _inputs()
+@pytest.mark.parametrize('channels', [3, 19])
+def test_gradients_equal_autograd_through_maximum(channels):
+    feats, rois = _inputs(channels=channels)
     grads = []
     for fn in (lambda f, r: prroi_pool_max_levels(f, r, 6, SCALES),
                lambda f, r: _reference(f, r, 6)):
         f = [x.clone().requires_grad_() for x in feats]
         r = rois.clone().requires_grad_()
-        weight = torch.randn(3, 3, 6, 6, generator=torch.Generator().manual_seed(1),
+        weight = torch.randn(3, channels, 6, 6,
+                             generator=torch.Generator().manual_seed(1),
                              dtype=torch.float64)
         (fn(f, r) * weight).sum().backward()
         grads.append([r.grad] + [x.grad for x in f])
@@ -69,6 +73,24 @@ def test_layouts_of_output_and_gradient():
     for grad in (weight, weight.contiguous(memory_format=torch.channels_last), strided):
         ours, = torch.autograd.grad(out, rois, grad, retain_graph=True)
         torch.testing.assert_close(ours, expected)
+
+
+def test_channels_last_levels_give_the_same_values_and_gradients():
+    """Levels may come channels-last (``GANRoIHead`` converts them once for its
+    three pooling calls): the kernels read them in place, with the same result."""
+    feats, rois = _inputs(channels=11)
+    weight = torch.randn(3, 11, 6, 6, generator=torch.Generator().manual_seed(4),
+                         dtype=torch.float64)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        r = rois.clone().requires_grad_()
+        f = [x.detach().contiguous(memory_format=layout).requires_grad_()
+             for x in feats]
+        out = prroi_pool_max_levels(f, r, 6, SCALES)
+        (out * weight).sum().backward()
+        results.append([out, r.grad] + [x.grad for x in f])
+    for ours, ref in zip(*results):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
 
 
 def test_gradcheck_rois_and_levels():

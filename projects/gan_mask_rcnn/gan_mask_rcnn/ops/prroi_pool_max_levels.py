@@ -19,7 +19,9 @@ gradient to the first of them; ``torch.maximum`` would split it.
 
 On CPU the output is channels-last (``torch.channels_last``), the layout in which
 the discriminators' convolutions are fastest there, written by the kernel itself;
-on CUDA it is contiguous. The values do not depend on the layout.
+on CUDA it is contiguous. The values do not depend on the layout. The CPU
+kernels read channels-last levels in place (others are copied to that layout on
+each call), so a caller pooling the same levels several times converts them once.
 """
 from typing import Sequence, Tuple, Union
 

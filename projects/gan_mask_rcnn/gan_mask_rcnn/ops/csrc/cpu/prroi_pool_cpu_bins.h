@@ -1,6 +1,7 @@
 // Per-RoI bin geometry of the CPU PrRoIPool kernels (prroi_pool_cpu.cpp,
-// prroi_pool_max_levels_cpu.cpp): axis weights computed once per RoI, and the
-// separable vertical pass (see prroi_pool_utils.h for the math).
+// prroi_pool_max_levels_cpu.cpp): axis weights computed once per RoI, the
+// separable vertical pass (see prroi_pool_utils.h for the math), and small
+// helpers of the channels-last kernels.
 #ifndef PRROI_POOL_CPU_BINS_H
 #define PRROI_POOL_CPU_BINS_H
 
@@ -180,6 +181,40 @@ struct RoiBins {
     }
   }
 };
+
+// sum_c a[c] * b[c] (only over a[c] != 0 with kNonZero: then a NaN or
+// infinite b[c] beside a zero a[c] adds nothing) in eight interleaved partial
+// sums: the compiler keeps a float sum in order, and scalar, unless the order
+// is spelled out like this.
+template <bool kNonZero = false, typename T, typename scalar_t>
+inline T dot(const T* __restrict__ a, const scalar_t* __restrict__ b, int64_t n) {
+  const auto term = [&](int64_t c) {
+    const T p = a[c] * static_cast<T>(b[c]);
+    return kNonZero && a[c] == T(0) ? T(0) : p;
+  };
+  T part[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int u = 0; u < 8; ++u) part[u] += term(c + u);
+  T sum = T(0);
+  for (; c < n; ++c) sum += term(c);
+  for (int u = 0; u < 8; ++u) sum += part[u];
+  return sum;
+}
+
+// Grid range [*lo, *hi] widened to cover the interpolation taps (j0, j0 + 1;
+// weights w) of one bin edge that fall inside [0, size) with a nonzero weight.
+template <typename T>
+void widen_to_edge(T edge, int size, int* lo, int* hi) {
+  int j0;
+  T w[2];
+  prroi_interp_taps(edge, size, &j0, &w[0], &w[1]);
+  for (int t = 0; t < 2; ++t)
+    if (j0 + t >= 0 && j0 + t < size && w[t] != T(0)) {
+      *lo = std::min(*lo, j0 + t);
+      *hi = std::max(*hi, j0 + t);
+    }
+}
 
 // RoiBins of every RoI, built in parallel.
 template <typename T, typename scalar_t>
