@@ -22,6 +22,20 @@ def test_steps_alternate_and_each_is_prepared_untimed():
     assert [len(v) for v in times.values()] == [2, 2]  # warm-up batch not timed
 
 
+def test_per_batch_ratio_pairs_the_same_batch():
+    """Ratios of the same batch (not of two medians), quartiles as numpy's
+    'weibull' percentiles (the exclusive method of ``statistics.quantiles``)."""
+    import numpy as np
+    gan, baseline = [2.0, 3.0, 4.0, 5.0, 9.0], [1.0, 1.0, 2.0, 2.0, 3.0]
+    ratios = np.array(gan) / np.array(baseline)  # 2, 3, 2, 2.5, 3
+    q1, q3 = np.percentile(ratios, [25, 75], method='weibull')
+    assert bench['per_batch_ratio'](gan, baseline) == \
+        f'{np.median(ratios):.3f} ({q1:.2f}-{q3:.2f})'
+    # the ratio of the medians (4 / 2) differs: the medians come from other batches
+    assert np.median(ratios) != np.median(gan) / np.median(baseline)
+    assert bench['per_batch_ratio']([3.0], [2.0]) == '1.500'
+
+
 def test_end_to_end_prints_the_three_ratios(tmp_path):
     """One measured iteration of the CPU configs on a generated 128 px set."""
     env = dict(os.environ, OMP_NUM_THREADS='1')

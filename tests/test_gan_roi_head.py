@@ -278,27 +278,6 @@ def test_discriminator_loss_on_kept_inputs(heads):
         gan.discriminator_loss()
 
 
-def test_pooling_calls_share_one_channels_last_copy_of_the_levels(heads):
-    """The iteration's three pooling calls (fake boxes, GT boxes, mask RoIs) read
-    one detached channels-last copy of the FPN levels, dropped after ``loss``."""
-    gan, _ = heads
-    seen = []
-    extractor_forward = gan.disc_roi_extractor.forward
-
-    def spy(feats, rois, *args, **kwargs):
-        seen.append(feats)
-        return extractor_forward(feats, rois, *args, **kwargs)
-
-    gan.disc_roi_extractor.forward = spy
-    x = make_batch()[0]
-    run_loss(gan, make_batch())
-    assert len(seen) == 3 and all(feats is seen[0] for feats in seen)
-    for level, feat in zip(seen[0], x):
-        assert level.is_contiguous(memory_format=torch.channels_last)
-        assert not level.requires_grad and torch.equal(level, feat)
-    assert gan._disc_feats is None
-
-
 def test_build_errors_say_what_to_write():
     with pytest.raises(ValueError, match="box_discriminator=dict\\(type='BoxDiscriminator'\\)"):
         MODELS.build(head_cfg(box_discriminator=None, mask_discriminator=None))

@@ -76,8 +76,8 @@ def test_layouts_of_output_and_gradient():
 
 
 def test_channels_last_levels_give_the_same_values_and_gradients():
-    """Levels may come channels-last (``GANRoIHead`` converts them once for its
-    three pooling calls): the kernels read them in place, with the same result."""
+    """Levels may come channels-last (the CPU kernels read them in place, a caller
+    pooling the same levels several times can convert them once): same result."""
     feats, rois = _inputs(channels=11)
     weight = torch.randn(3, 11, 6, 6, generator=torch.Generator().manual_seed(4),
                          dtype=torch.float64)

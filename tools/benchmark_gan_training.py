@@ -22,7 +22,10 @@ baseline's weights (only its discriminators are its own), and measures side by s
   different numbers of objects, and the mask head's time follows that number).
 
 It prints a Markdown table with medians and GAN / baseline ratios (targets: training
-at most 1.15x in time and memory, inference equal within noise). Example::
+at most 1.15x in time and memory, inference equal within noise), and for the times
+also the per-batch ratios (GAN / baseline on the same batch, stepped one after the
+other): their median and quartiles, which cancel the batch-to-batch spread that the
+ratio of two medians keeps (each median may fall on another batch). Example::
 
     python tools/benchmark_gan_training.py --iters 20
     python tools/benchmark_gan_training.py --gan-options model.roi_head.max_disc_rois_per_img=8
@@ -225,7 +228,19 @@ def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[s
         rows.append([f'{label} ({unit})'] +
                     [fmt.format(med[n]) + spread[n] for n in names] +
                     [f"{med['gan'] / med['baseline']:.3f}"])
+    for label, values in (('train', train), ('inference', infer)):
+        rows.append([f'{label} time, per-batch ratio (median, quartiles)', '', '',
+                     per_batch_ratio(values['gan'], values['baseline'])])
     return rows
+
+
+def per_batch_ratio(gan: List[float], baseline: List[float]) -> str:
+    """Median and quartiles of ``gan[i] / baseline[i]``, e.g. '1.120 (1.08-1.17)'."""
+    ratios = [g / b for g, b in zip(gan, baseline)]
+    if len(ratios) < 2:
+        return f'{ratios[0]:.3f}'
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f'{statistics.median(ratios):.3f} ({q1:.2f}-{q3:.2f})'
 
 
 def markdown(rows: List[List[str]]) -> str:

@@ -82,7 +82,6 @@ class GANRoIHead(StandardRoIHead):
         self.adv_weight_scale = 1.0
         self._disc_inputs: Optional[Dict[str, Tuple[Tensor, ...]]] = None
         self._disc_keep: Optional[List[Tensor]] = None
-        self._disc_feats: Optional[Tuple[Tuple[Tensor], Tuple[Tensor]]] = None
 
     def init_weights(self) -> None:
         """Initialise the discriminators from a forked random stream, then the rest
@@ -109,9 +108,7 @@ class GANRoIHead(StandardRoIHead):
         """
         self._disc_inputs = {} if self.adversarial else None
         self._disc_keep = None
-        losses = super().loss(x, rpn_results_list, batch_data_samples)
-        self._disc_feats = None
-        return losses
+        return super().loss(x, rpn_results_list, batch_data_samples)
 
     def _disc_subset(self, sampling_results: List[SamplingResult]) -> List[Tensor]:
         """Per image, indices of the positives the discriminators see.
@@ -142,19 +139,11 @@ class GANRoIHead(StandardRoIHead):
             boxes (list[Tensor]): Per image, (K_i, 4) boxes (x1, y1, x2, y2) in
                 pixels of the network input; gradients flow to them.
         """
-        if self._disc_feats is None or self._disc_feats[0] is not x:
-            feats = tuple(f.detach() for f in x[:self.disc_roi_extractor.num_inputs])
-            if (feats[0].device.type == 'cpu'
-                    and getattr(self.disc_roi_extractor, 'level_mode', None) == 'max'):
-                # the all-level CPU kernels read channels-last levels in place: one
-                # conversion here instead of a copy in each of the three calls
-                feats = tuple(f.contiguous(memory_format=torch.channels_last)
-                              for f in feats)
-            self._disc_feats = (x, feats)
+        feats = tuple(f.detach() for f in x[:self.disc_roi_extractor.num_inputs])
         # channels-last: the discriminators' first convolutions (256 channels at
         # 28x28, most of their work) run about 2.5x faster so on CPU, where the
         # level_mode='max' kernel writes it directly (elsewhere this converts)
-        return self.disc_roi_extractor(self._disc_feats[1], bbox2roi(boxes)).contiguous(
+        return self.disc_roi_extractor(feats, bbox2roi(boxes)).contiguous(
             memory_format=torch.channels_last)
 
     def bbox_loss(self, x: Tuple[Tensor],

@@ -21,7 +21,9 @@ On CPU the output is channels-last (``torch.channels_last``), the layout in whic
 the discriminators' convolutions are fastest there, written by the kernel itself;
 on CUDA it is contiguous. The values do not depend on the layout. The CPU
 kernels read channels-last levels in place (others are copied to that layout on
-each call), so a caller pooling the same levels several times converts them once.
+each call, forward and coordinate backward). ``GANRoIHead`` passes the detector's
+levels as they are: a channels-last copy shared by its three calls would be saved
+for the backward and held until then, whereas the detector keeps its levels anyway.
 """
 from typing import Sequence, Tuple, Union
 
