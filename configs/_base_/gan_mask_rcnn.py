@@ -25,8 +25,8 @@ gan_roi_head = dict(
                             out_channels=256, featmap_strides=[4, 8, 16, 32],
                             level_mode='max'),
     # None: every positive RoI reaches the discriminators (thesis). An int K feeds a
-    # random K per image instead. On the R18 CPU configs every positive costs 1.14-1.18x
-    # Mask R-CNN's training time and 1.09-1.13x its memory (e6b8708), K=8 1.14x and
+    # random K per image instead. On the R18 CPU configs every positive costs 1.15-1.23x
+    # Mask R-CNN's training time and 1.09-1.14x its memory (e2a39ae), K=8 1.14x and
     # 1.10x (earlier code); the R50 GlaS pair costs 1.03-1.09x and 1.07-1.11x with
     # every positive (tools/benchmark_gan_training.py).
     max_disc_rois_per_img=None)
