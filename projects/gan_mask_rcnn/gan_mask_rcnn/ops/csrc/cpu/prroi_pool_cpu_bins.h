@@ -202,20 +202,6 @@ inline T dot(const T* __restrict__ a, const scalar_t* __restrict__ b, int64_t n)
   return sum;
 }
 
-// Grid range [*lo, *hi] widened to cover the interpolation taps (j0, j0 + 1;
-// weights w) of one bin edge that fall inside [0, size) with a nonzero weight.
-template <typename T>
-void widen_to_edge(T edge, int size, int* lo, int* hi) {
-  int j0;
-  T w[2];
-  prroi_interp_taps(edge, size, &j0, &w[0], &w[1]);
-  for (int t = 0; t < 2; ++t)
-    if (j0 + t >= 0 && j0 + t < size && w[t] != T(0)) {
-      *lo = std::min(*lo, j0 + t);
-      *hi = std::max(*hi, j0 + t);
-    }
-}
-
 // RoiBins of every RoI, built in parallel.
 template <typename T, typename scalar_t>
 std::vector<RoiBins<T>> build_bins(const scalar_t* rois, int64_t num_rois,

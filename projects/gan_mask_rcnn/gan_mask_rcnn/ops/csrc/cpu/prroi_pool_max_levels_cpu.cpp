@@ -159,7 +159,23 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
         const scalar_t* plane = levels[l].const_data_ptr<scalar_t>() +
                                 roi.batch * height * width * channels;
         const T scale = static_cast<T>(scales[l]);
-        for (int ph = 0; ph < pooled_h; ++ph)
+        for (int ph = 0; ph < pooled_h; ++ph) {
+          // The rows at the bin row's top and bottom edge (interpolation taps
+          // ej, weights ew; 0 outside the map) and all rows it touches, [ya, yb].
+          int ej[2][2], ya = ay.first[ph], yb = ay.first[ph] + ay.len[ph] - 1;
+          T ew[2][2];
+          for (int side = 0; side < 2; ++side) {
+            int j0;
+            prroi_interp_taps(side ? ay.edge_hi[ph] : ay.edge_lo[ph], height, &j0,
+                              &ew[side][0], &ew[side][1]);
+            for (int t = 0; t < 2; ++t) {
+              const int j = ej[side][t] = j0 + t;
+              if (j < 0 || j >= height) ew[side][t] = T(0);
+              if (ew[side][t] == T(0)) continue;
+              ya = std::min(ya, j);
+              yb = std::max(yb, j);
+            }
+          }
           for (int pw = 0; pw < pooled_w; ++pw) {
             const int64_t offset = (k * bins + ph * pooled_w + pw) * channels;
             const scalar_t* __restrict__ gb = g + offset;
@@ -176,10 +192,7 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
             // sum_c g * (bin average) over the channels kept.
             const T avg = dot<true>(m, ob, n);
             // Pixels the bin and its edges touch: [ya, yb] x [xa, xb].
-            int ya = ay.first[ph], yb = ay.first[ph] + ay.len[ph] - 1;
             int xa = ax.first[pw], xb = ax.first[pw] + ax.len[pw] - 1;
-            widen_to_edge(ay.edge_lo[ph], height, &ya, &yb);
-            widen_to_edge(ay.edge_hi[ph], height, &ya, &yb);
             for (int e = 2 * pw; e < 2 * pw + 2; ++e)
               for (int t = 0; t < 2; ++t)
                 if (ax.tap_w[2 * e + t] != T(0)) {
@@ -187,8 +200,7 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
                   xb = std::max(xb, ax.lo + ax.tap[2 * e + t]);
                 }
             const int nx = xb - xa + 1;
-            d.assign(static_cast<size_t>(std::max(yb - ya + 1, 0)) * std::max(nx, 0),
-                     T(0));
+            d.resize(static_cast<size_t>(std::max(yb - ya + 1, 0)) * std::max(nx, 0));
             for (int j = ya; j <= yb; ++j)
               for (int i = xa; i <= xb; ++i) {
                 const scalar_t* __restrict__ f =
@@ -210,25 +222,20 @@ void max_levels_coor_kernel(const at::Tensor& grad_output,
               }
             // y edges: the bin's horizontal average on the rows at y1 and y2.
             T ey[2] = {T(0), T(0)};
-            for (int side = 0; side < 2; ++side) {
-              int j0;
-              T w[2];
-              prroi_interp_taps(side ? ay.edge_hi[ph] : ay.edge_lo[ph], height,
-                                &j0, &w[0], &w[1]);
+            for (int side = 0; side < 2; ++side)
               for (int t = 0; t < 2; ++t) {
-                const int j = j0 + t;
-                if (j < 0 || j >= height || w[t] == T(0)) continue;
+                if (ew[side][t] == T(0)) continue;
                 T row = T(0);
                 for (int s = 0; s < ax.len[pw]; ++s)
                   row += ax.weight[pw * ax.stride + s] *
-                         d[(j - ya) * nx + ax.first[pw] + s - xa];
-                ey[side] += w[t] * row;
+                         d[(ej[side][t] - ya) * nx + ax.first[pw] + s - xa];
+                ey[side] += ew[side][t] * row;
               }
-            }
             prroi_roi_grad(T(1), avg, ex[0], ex[1], ey[0], ey[1], T(1) / ax.bin,
                            T(1) / ay.bin, ax.frac[pw], ax.frac[pw + 1],
                            ay.frac[ph], ay.frac[ph + 1], scale, acc);
           }
+        }
       }
       std::copy(acc, acc + 4, result + k * 4);
     }
