@@ -41,7 +41,7 @@ import os.path as osp
 import statistics
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -87,6 +87,35 @@ def build_trainable(cfg: Config, device: str, weights: Optional[dict] = None):
         model.set_gan_schedule(adversarial=True, weight_scale=1.0,
                                d_steps=cfg.train_cfg.get('d_steps', 1))
     return model, build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+
+
+def build_pair(cfgs: List[Config], device: str) -> Tuple[Dict[str, tuple], dict]:
+    """The baseline and the GAN model (``build_trainable``), the GAN model starting
+    from the baseline's weights.
+
+    Returns:
+        tuple: ``{'baseline': (model, optim_wrapper), 'gan': (...)}`` and the
+        baseline's ``state_dict`` on CPU.
+    """
+    baseline = build_trainable(cfgs[0], device)
+    weights = {k: v.detach().cpu().clone() for k, v in baseline[0].state_dict().items()}
+    return dict(baseline=baseline, gan=build_trainable(cfgs[1], device, weights)), weights
+
+
+def restarts(models: Dict[str, tuple]) -> Dict[str, Callable[[int], None]]:
+    """``prepare`` callbacks for ``interleaved_times``: before its step on batch i a
+    model gets its first weights back and the random seed i.
+
+    Then the work of a step depends on its batch only, not on where each model's
+    own training has taken it (proposals, positives).
+    """
+    start = {n: copy.deepcopy(m.state_dict()) for n, (m, _) in models.items()}
+
+    def restart(name: str, i: int) -> None:
+        models[name][0].load_state_dict(start[name])
+        torch.manual_seed(i)
+
+    return {n: (lambda i, n=n: restart(n, i)) for n in models}
 
 
 def load_batches(cfg: Config, split: str, count: int) -> List[dict]:
@@ -187,9 +216,7 @@ def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[s
     test_batches = load_batches(cfgs[0], 'test', warmup + iters)
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
 
-    baseline = build_trainable(cfgs[0], device)
-    weights = {k: v.detach().cpu().clone() for k, v in baseline[0].state_dict().items()}
-    models = dict(baseline=baseline, gan=build_trainable(cfgs[1], device, weights))
+    models, weights = build_pair(cfgs, device)
     # both processes get (and load) the same weights: a process handed a state_dict
     # peaks about 110 MiB higher (R18-FPN) than one that only initialises its model
     memory = {n: peak_train_memory_mib(c, train_batches[:warmup + 2], device, weights)
@@ -202,19 +229,9 @@ def run(cfgs: List[Config], iters: int, warmup: int, device: str) -> List[List[s
             test_batches, warmup, sync)
     for model, _ in models.values():
         model.train()
-    # every training step starts from the models' first weights and one random
-    # state per batch: the work of a step then depends on the batch only, not on
-    # where each model's own training has taken it (proposals, positives)
-    start = {n: copy.deepcopy(m.state_dict()) for n, (m, _) in models.items()}
-
-    def restart(name, i):
-        models[name][0].load_state_dict(start[name])
-        torch.manual_seed(i)
-
     train = interleaved_times(
         {n: (lambda b, m=m, o=o: m.train_step(b, o)) for n, (m, o) in models.items()},
-        train_batches, warmup, sync,
-        prepare={n: (lambda i, n=n: restart(n, i)) for n in models})
+        train_batches, warmup, sync, prepare=restarts(models))
 
     rows = []
     for label, values, unit in (('train time / iter', train, 's'),
@@ -249,12 +266,13 @@ def markdown(rows: List[List[str]]) -> str:
     return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def add_pair_args(parser: argparse.ArgumentParser, iters: int, warmup: int) -> None:
+    """The options that choose and run the two models (also used by
+    ``tools/analysis/profile_gan_overhead.py``)."""
     parser.add_argument('--configs', nargs=2, default=DEFAULT_CONFIGS,
                         metavar=('BASELINE', 'GAN'), help='baseline and GAN configs')
-    parser.add_argument('--iters', type=int, default=20, help='measured iterations')
-    parser.add_argument('--warmup', type=int, default=3, help='unmeasured iterations')
+    parser.add_argument('--iters', type=int, default=iters, help='measured iterations')
+    parser.add_argument('--warmup', type=int, default=warmup, help='unmeasured iterations')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--gan-options', nargs='+', action=DictAction, default={},
                         help='overrides of the GAN config only, e.g. '
@@ -262,22 +280,34 @@ def parse_args():
     parser.add_argument('--size', type=int, default=256,
                         help="image size of the synthetic set generated when the configs' "
                         'data are absent')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_pair_args(parser, iters=20, warmup=3)
     return parser.parse_args()
+
+
+def load_configs(paths: List[str], gan_options: dict, size: int, tmp: str) -> List[Config]:
+    """The baseline and the GAN config (``gan_options`` merged into the latter); when
+    their training data are absent, both read a synthetic set generated in ``tmp``."""
+    cfgs = [Config.fromfile(c) for c in paths]
+    cfgs[1].merge_from_dict(gan_options)
+    train_set = cfgs[0].train_dataloader.dataset
+    if not osp.exists(osp.join(train_set.get('data_root', ''), train_set.ann_file)):
+        print(f'{train_set.ann_file} not found in {train_set.data_root!r}: '
+              f'using a generated synthetic set ({size} px)')
+        for split, num in (('train', 16), ('val', 8)):
+            generate_shapes(tmp, num_images=num, size=size, seed=0, split=split)
+        for cfg in cfgs:
+            set_data_root(cfg, tmp)
+    return cfgs
 
 
 def main():
     args = parse_args()
-    cfgs = [Config.fromfile(c) for c in args.configs]
-    cfgs[1].merge_from_dict(args.gan_options)
     with tempfile.TemporaryDirectory() as tmp:
-        train_set = cfgs[0].train_dataloader.dataset
-        if not osp.exists(osp.join(train_set.get('data_root', ''), train_set.ann_file)):
-            print(f'{train_set.ann_file} not found in {train_set.data_root!r}: '
-                  f'using a generated synthetic set ({args.size} px)')
-            for split, num in (('train', 16), ('val', 8)):
-                generate_shapes(tmp, num_images=num, size=args.size, seed=0, split=split)
-            for cfg in cfgs:
-                set_data_root(cfg, tmp)
+        cfgs = load_configs(args.configs, args.gan_options, args.size, tmp)
         rows = run(cfgs, args.iters, args.warmup, args.device)
     print(f'device: {args.device}, torch threads: {torch.get_num_threads()}, '
           f'{args.iters} measured iterations after {args.warmup} warm-up ones')
