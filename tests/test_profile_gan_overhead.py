@@ -24,6 +24,14 @@ def test_rows_are_per_iteration_means_largest_difference_first():
         ['total', '17.0', '27.0', '+10.0', '100%']]
 
 
+def test_split_into_the_detectors_operators_and_the_gans_own():
+    baseline = [{'conv [1]': 10.0, 'pool [2]': 0.0}, {'conv [1]': 20.0}]
+    gan = [{'conv [1]': 12.0, 'conv [3]': 4.0, 'pool [2]': 2.0}, {'conv [1]': 22.0}]
+    # 'pool [2]' took no time in the baseline: the GAN's, as is 'conv [3]'
+    assert tool['shared_split'](baseline, gan) == dict(
+        shared_baseline=15.0, shared_gan=17.0, gan_only=3.0)
+
+
 def test_bad_iteration_counts_are_refused():
     with pytest.raises(ValueError, match='iters must be >= 1'):
         tool['run'](None, 0, 1, 'cpu', False)

@@ -8,7 +8,9 @@ iteration, each operator's self time in both models and the difference, largest
 difference first. The difference is the GAN's cost split by operator: its
 discriminators' convolutions, the PrRoIPool kernels, and so on. With
 ``--by-shape`` operators are also told apart by their input shapes, which
-separates the discriminators' convolutions (28x28 inputs) from the detector's.
+separates the discriminators' convolutions (28x28 inputs) from the detector's,
+and the time is also split into the operators the baseline runs too (the
+detector's, same shapes) and the GAN's own.
 Self time is CPU time on CPU and kernel time on CUDA. Example::
 
     python tools/analysis/profile_gan_overhead.py --iters 3
@@ -40,6 +42,30 @@ def self_times(prof: profile, by_shape: bool, device: str) -> Dict[str, float]:
     return times
 
 
+def mean_times(steps: List[Dict[str, float]]) -> Dict[str, float]:
+    """Per-iteration mean of each key of ``self_times`` (0 where a step lacks it)."""
+    keys = {k for step in steps for k in step}
+    return {k: sum(step.get(k, 0.0) for step in steps) / len(steps) for k in keys}
+
+
+def shared_split(baseline: List[Dict[str, float]],
+                 gan: List[Dict[str, float]]) -> Dict[str, float]:
+    """Split the GAN's time into operators the baseline also runs and its own.
+
+    Meaningful with ``--by-shape``: then a key the baseline has is the same work
+    in both models (the detector's), and the others are the GAN's.
+
+    Returns:
+        dict[str, float]: ms per iteration: ``shared_baseline``, ``shared_gan``
+        (the same keys in the GAN's step) and ``gan_only``.
+    """
+    base, ours = mean_times(baseline), mean_times(gan)
+    shared = [k for k, v in base.items() if v > 0]
+    return dict(shared_baseline=sum(base[k] for k in shared),
+                shared_gan=sum(ours.get(k, 0.0) for k in shared),
+                gan_only=sum(v for k, v in ours.items() if base.get(k, 0.0) <= 0))
+
+
 def overhead_rows(baseline: List[Dict[str, float]], gan: List[Dict[str, float]],
                   top: int) -> List[List[str]]:
     """Rows of the table: per-iteration means, the ``top`` largest differences.
@@ -53,11 +79,7 @@ def overhead_rows(baseline: List[Dict[str, float]], gan: List[Dict[str, float]],
         list[list[str]]: operator, baseline ms, GAN ms, GAN - baseline ms, share
         of the total difference; then 'other operators' and 'total'.
     """
-    def mean(steps: List[Dict[str, float]]) -> Dict[str, float]:
-        keys = {k for step in steps for k in step}
-        return {k: sum(step.get(k, 0.0) for step in steps) / len(steps) for k in keys}
-
-    base, ours = mean(baseline), mean(gan)
+    base, ours = mean_times(baseline), mean_times(gan)
     keys = sorted(set(base) | set(ours),
                   key=lambda k: (-(ours.get(k, 0.0) - base.get(k, 0.0)), k))
     extra = sum(ours.values()) - sum(base.values())
@@ -124,6 +146,13 @@ def main():
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     print('\n'.join(lines + ['| ' + ' | '.join(r) + ' |'
                              for r in overhead_rows(baseline, gan, args.top)]))
+    if args.by_shape:
+        split = shared_split(baseline, gan)
+        print(f"operators (with shapes) the baseline also runs: {split['shared_baseline']:.1f}"
+              f" ms -> {split['shared_gan']:.1f} ms in the GAN's step "
+              f"({split['shared_gan'] / split['shared_baseline']:.3f}x); the GAN's own: "
+              f"{split['gan_only']:.1f} ms ({split['gan_only'] / split['shared_baseline']:.3f}"
+              'x the baseline)')
 
 
 if __name__ == '__main__':
