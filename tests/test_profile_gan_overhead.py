@@ -39,7 +39,7 @@ def test_bad_iteration_counts_are_refused():
 
 def test_one_profiled_iteration_finds_the_gan_only_operators(tmp_path):
     """CPU configs on a generated 128 px set: the all-level PrRoIPool runs in the
-    GAN model only, and the totals are the sums of the two columns."""
+    GAN model only, and the total's difference is that of its columns."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     out = subprocess.run([sys.executable, TOOL, '--iters', '1', '--warmup', '0',
                           '--size', '128', '--top', '40'], capture_output=True,
@@ -50,4 +50,4 @@ def test_one_profiled_iteration_finds_the_gan_only_operators(tmp_path):
     pool = rows['gan_mask_rcnn::prroi_pool_max_levels']
     assert float(pool[0]) == 0 and float(pool[1]) > 0, out.stdout
     base, gan, diff = (float(v) for v in rows['total'])
-    assert gan > base and abs(gan - base - diff) < 0.2, out.stdout
+    assert abs(gan - base - diff) < 0.2, out.stdout  # no timing assert: only sums
