@@ -97,7 +97,11 @@ def overhead_rows(baseline: List[Dict[str, float]], gan: List[Dict[str, float]],
 
 
 def run(cfgs, iters: int, warmup: int, device: str, by_shape: bool) -> List[list]:
-    """Profile ``iters`` steps of each model after ``warmup`` unprofiled ones."""
+    """Profiles of ``iters`` steps of each model after ``warmup`` discarded ones.
+
+    Returns:
+        list: The baseline's and the GAN's steps, each a list of ``self_times``.
+    """
     if iters < 1 or warmup < 0:
         raise ValueError(f'iters must be >= 1 and warmup >= 0, got {iters}, {warmup}')
     batches = load_batches(cfgs[0], 'train', warmup + iters)
@@ -110,10 +114,6 @@ def run(cfgs, iters: int, warmup: int, device: str, by_shape: bool) -> List[list
         model, optim_wrapper = models[name]
 
         def profiled(batch: dict) -> None:
-            if len(profiles[name]) < warmup:  # warm-up: run, keep nothing
-                model.train_step(batch, optim_wrapper)
-                profiles[name].append(None)
-                return
             with profile(activities=activities, record_shapes=by_shape) as prof:
                 model.train_step(batch, optim_wrapper)
             profiles[name].append(self_times(prof, by_shape, device))
@@ -122,7 +122,7 @@ def run(cfgs, iters: int, warmup: int, device: str, by_shape: bool) -> List[list
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
     interleaved_times({name: step(name) for name in models}, batches, warmup, sync,
                       prepare=restarts(models))
-    return [p[warmup:] for p in profiles.values()]
+    return [p[warmup:] for p in profiles.values()]  # warm-up steps: profiled, dropped
 
 
 def parse_args():
