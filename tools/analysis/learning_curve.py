@@ -1,0 +1,138 @@
+"""Baseline vs GAN along the schedule: evaluate the kept checkpoints of paired runs.
+
+Reads a ``tools/run_experiment.py`` work directory, evaluates each checkpoint
+``iter_<k>.pth`` that both models kept for every chosen seed (in
+``<model>_seed<s>/`` or ``keep/<model>_seed<s>/``) with ``mim test mmdet`` and the
+run's own ``config.py`` (so on the split that run was evaluated on), and writes,
+per iteration, each model's mean over the seeds and the paired GAN - baseline
+difference: ``curve.json``, ``curve.md`` and ``curve.png`` in ``<work_dir>/curve``.
+Evaluations are resumable: a checkpoint whose metrics are there is not evaluated
+again. Runs keep every checkpoint when trained with
+``--options default_hooks.checkpoint.max_keep_ckpts=-1``. Example::
+
+    python tools/analysis/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import re
+import sys
+from typing import Dict, List
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from run_experiment import METRICS, summarize  # noqa: E402
+
+from gan_mask_rcnn.mim_runs import mim_test  # noqa: E402
+
+MODELS = ('baseline', 'gan')
+
+
+def find_checkpoints(work_dir: str, model: str, seed: int) -> Dict[int, str]:
+    """Iteration -> checkpoint path of one run (its own folder first, then ``keep/``)."""
+    found = {}
+    for sub in (f'{model}_seed{seed}', osp.join('keep', f'{model}_seed{seed}')):
+        for path in sorted(glob.glob(osp.join(work_dir, sub, 'iter_*.pth'))):
+            match = re.fullmatch(r'iter_(\d+)\.pth', osp.basename(path))
+            if match:
+                found.setdefault(int(match.group(1)), path)
+    return found
+
+
+def paired_checkpoints(work_dir: str, seeds: List[int],
+                       every: int = 1) -> Dict[int, Dict[str, Dict[int, str]]]:
+    """Checkpoints of the iterations (multiples of ``every``) that both models
+    kept for every seed: ``{iteration: {model: {seed: path}}}``."""
+    found = {(m, s): find_checkpoints(work_dir, m, s) for m in MODELS for s in seeds}
+    common = set.intersection(*(set(c) for c in found.values()))
+    return {k: {m: {s: found[m, s][k] for s in seeds} for m in MODELS}
+            for k in sorted(common) if k % every == 0}
+
+
+def curve_table(metrics: Dict[int, Dict[str, Dict[int, dict]]],
+                seeds: List[int]) -> Dict[int, dict]:
+    """``run_experiment.summarize`` at each iteration: ``{iteration: {metric: row}}``."""
+    return {k: summarize(runs, seeds) for k, runs in sorted(metrics.items())}
+
+
+def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int]) -> str:
+    """One row per iteration; per metric ``baseline -> GAN (GAN - baseline ± std)``."""
+    lines = [f'Seeds {seeds}; AP in %, mean over the seeds; in brackets the paired '
+             'difference GAN - baseline (± its sample standard deviation over seeds).',
+             '', '| iteration | ' + ' | '.join(keys) + ' |',
+             '|---|' + '---|' * len(keys)]
+    for k, rows in table.items():
+        cells = []
+        for key in keys:
+            row = rows[key]
+            spread = '' if row['diff'][1] is None else f' ± {row["diff"][1]:.1f}'
+            cells.append(f'{row["baseline"][0]:.1f} -> {row["gan"][0]:.1f} '
+                         f'({row["diff"][0]:+.1f}{spread})')
+        lines.append(f'| {k} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(table: Dict[int, dict], keys: List[str], out_file: str) -> None:
+    """One panel per metric: both models' means against the iteration."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
+    iters = list(table)
+    for ax, key in zip(axes[0], keys):
+        for model, style in zip(MODELS, ('o-', 's--')):
+            ax.plot(iters, [table[k][key][model][0] for k in iters], style, label=model)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('AP (%)')
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=100)
+    plt.close(fig)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('work_dir', help='a tools/run_experiment.py --work-dir')
+    p.add_argument('--seeds', type=int, nargs='+', required=True)
+    p.add_argument('--every', type=int, default=1,
+                   help='evaluate only iterations that are multiples of this')
+    p.add_argument('--metrics', nargs='+', default=['segm_mAP', 'boundary_mAP',
+                                                    'bbox_mAP', 'segm_mAP_75'],
+                   choices=METRICS, help='columns of the table and panels of the figure')
+    args = p.parse_args()
+    if args.every < 1:
+        p.error(f'--every must be >= 1, got {args.every}')
+    return args
+
+
+def main():
+    args = parse_args()
+    out = osp.join(args.work_dir, 'curve')
+    ckpts = paired_checkpoints(args.work_dir, args.seeds, args.every)
+    if not ckpts:
+        sys.exit(f'no iteration has checkpoints of both models for seeds {args.seeds} '
+                 f'under {args.work_dir} (<model>_seed<s>/ or keep/<model>_seed<s>/)')
+    metrics = {k: {m: {} for m in MODELS} for k in ckpts}
+    for n, (k, by_model) in enumerate(ckpts.items(), 1):
+        for model, by_seed in by_model.items():
+            for seed, ckpt in by_seed.items():
+                print(f'[curve] iteration {k} ({n}/{len(ckpts)}): {model} seed {seed}',
+                      flush=True)
+                run = f'{model}_seed{seed}'
+                test_dir = osp.join(out, run, f'iter_{k}')
+                metrics[k][model][seed] = mim_test(
+                    osp.join(args.work_dir, run, 'config.py'), ckpt, test_dir,
+                    osp.join(test_dir, 'test.log'))
+    table = curve_table(metrics, args.seeds)
+    md = to_markdown(table, args.metrics, args.seeds)
+    with open(osp.join(out, 'curve.json'), 'w') as f:
+        json.dump(dict(seeds=args.seeds, metrics=metrics, summary=table), f, indent=2)
+    with open(osp.join(out, 'curve.md'), 'w') as f:
+        f.write(md)
+    plot(table, args.metrics, osp.join(out, 'curve.png'))
+    print(md + f'\nwritten to {out}/curve.{{json,md,png}}')
+
+
+if __name__ == '__main__':
+    main()
