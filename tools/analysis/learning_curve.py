@@ -10,7 +10,8 @@ Evaluations are resumable: a checkpoint whose metrics are there is not evaluated
 again. Runs keep every checkpoint when trained with
 ``--options default_hooks.checkpoint.max_keep_ckpts=-1``. Example::
 
-    python tools/analysis/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0
+    python tools/analysis/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0 \
+        --iters 200 400 600 800 1000
 """
 import argparse
 import glob
@@ -18,7 +19,9 @@ import json
 import os.path as osp
 import re
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from run_experiment import METRICS, summarize  # noqa: E402
@@ -39,14 +42,14 @@ def find_checkpoints(work_dir: str, model: str, seed: int) -> Dict[int, str]:
     return found
 
 
-def paired_checkpoints(work_dir: str, seeds: List[int],
-                       every: int = 1) -> Dict[int, Dict[str, Dict[int, str]]]:
-    """Checkpoints of the iterations (multiples of ``every``) that both models
-    kept for every seed: ``{iteration: {model: {seed: path}}}``."""
+def paired_checkpoints(work_dir: str, seeds: List[int], iters: Optional[List[int]] = None
+                       ) -> Dict[int, Dict[str, Dict[int, str]]]:
+    """Checkpoints of the iterations (all, or those in ``iters``) that both
+    models kept for every seed: ``{iteration: {model: {seed: path}}}``."""
     found = {(m, s): find_checkpoints(work_dir, m, s) for m in MODELS for s in seeds}
     common = set.intersection(*(set(c) for c in found.values()))
     return {k: {m: {s: found[m, s][k] for s in seeds} for m in MODELS}
-            for k in sorted(common) if k % every == 0}
+            for k in sorted(common) if iters is None or k in iters}
 
 
 def curve_table(metrics: Dict[int, Dict[str, Dict[int, dict]]],
@@ -72,8 +75,10 @@ def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int]) -> st
     return '\n'.join(lines) + '\n'
 
 
-def plot(table: Dict[int, dict], keys: List[str], out_file: str) -> None:
-    """One panel per metric: both models' means against the iteration."""
+def plot(table: Dict[int, dict], keys: List[str], out_file: str,
+         adv_start: Optional[int] = None) -> None:
+    """One panel per metric: both models' means against the iteration; a dotted
+    line at the GAN's first adversarial iteration ``adv_start``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -82,6 +87,8 @@ def plot(table: Dict[int, dict], keys: List[str], out_file: str) -> None:
     for ax, key in zip(axes[0], keys):
         for model, style in zip(MODELS, ('o-', 's--')):
             ax.plot(iters, [table[k][key][model][0] for k in iters], style, label=model)
+        if adv_start is not None:
+            ax.axvline(adv_start, color='gray', linestyle=':', label='adversarial start')
         ax.set_title(key, fontsize=10)
         ax.set_xlabel('iteration')
         ax.set_ylabel('AP (%)')
@@ -95,24 +102,22 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('work_dir', help='a tools/run_experiment.py --work-dir')
     p.add_argument('--seeds', type=int, nargs='+', required=True)
-    p.add_argument('--every', type=int, default=1,
-                   help='evaluate only iterations that are multiples of this')
+    p.add_argument('--iters', type=int, nargs='+',
+                   help='evaluate only these iterations (default: every one kept)')
     p.add_argument('--metrics', nargs='+', default=['segm_mAP', 'boundary_mAP',
                                                     'bbox_mAP', 'segm_mAP_75'],
                    choices=METRICS, help='columns of the table and panels of the figure')
-    args = p.parse_args()
-    if args.every < 1:
-        p.error(f'--every must be >= 1, got {args.every}')
-    return args
+    return p.parse_args()
 
 
 def main():
     args = parse_args()
     out = osp.join(args.work_dir, 'curve')
-    ckpts = paired_checkpoints(args.work_dir, args.seeds, args.every)
+    ckpts = paired_checkpoints(args.work_dir, args.seeds, args.iters)
     if not ckpts:
-        sys.exit(f'no iteration has checkpoints of both models for seeds {args.seeds} '
-                 f'under {args.work_dir} (<model>_seed<s>/ or keep/<model>_seed<s>/)')
+        sys.exit(f'no iteration {"in " + str(args.iters) + " " if args.iters else ""}'
+                 f'has checkpoints of both models for seeds {args.seeds} under '
+                 f'{args.work_dir} (<model>_seed<s>/ or keep/<model>_seed<s>/)')
     metrics = {k: {m: {} for m in MODELS} for k in ckpts}
     for n, (k, by_model) in enumerate(ckpts.items(), 1):
         for model, by_seed in by_model.items():
@@ -130,7 +135,9 @@ def main():
         json.dump(dict(seeds=args.seeds, metrics=metrics, summary=table), f, indent=2)
     with open(osp.join(out, 'curve.md'), 'w') as f:
         f.write(md)
-    plot(table, args.metrics, osp.join(out, 'curve.png'))
+    gan_cfg = Config.fromfile(osp.join(args.work_dir, f'gan_seed{args.seeds[0]}', 'config.py'))
+    plot(table, args.metrics, osp.join(out, 'curve.png'),
+         gan_cfg.train_cfg.get('adv_start_iter'))
     print(md + f'\nwritten to {out}/curve.{{json,md,png}}')
 
 
