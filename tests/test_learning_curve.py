@@ -60,3 +60,12 @@ def test_no_paired_checkpoint_stops_with_a_message(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert 'no iteration has checkpoints of both models for seeds [0]' in proc.stderr
+
+
+def test_checkpoints_without_their_run_config_stop_with_a_message(tmp_path):
+    for model in ('baseline', 'gan'):
+        touch(tmp_path / 'keep' / f'{model}_seed0' / 'iter_100.pth')
+    proc = subprocess.run([sys.executable, TOOL, str(tmp_path), '--seeds', '0'],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert 'baseline_seed0/config.py is missing' in proc.stderr

@@ -118,6 +118,11 @@ def main():
         sys.exit(f'no iteration {"in " + str(args.iters) + " " if args.iters else ""}'
                  f'has checkpoints of both models for seeds {args.seeds} under '
                  f'{args.work_dir} (<model>_seed<s>/ or keep/<model>_seed<s>/)')
+    for model in MODELS:
+        for seed in args.seeds:
+            if not osp.exists(osp.join(args.work_dir, f'{model}_seed{seed}', 'config.py')):
+                sys.exit(f'{args.work_dir}/{model}_seed{seed}/config.py is missing: the '
+                         'checkpoints are evaluated with their run\'s own config')
     metrics = {k: {m: {} for m in MODELS} for k in ckpts}
     for n, (k, by_model) in enumerate(ckpts.items(), 1):
         for model, by_seed in by_model.items():
@@ -130,13 +135,19 @@ def main():
                     osp.join(args.work_dir, run, 'config.py'), ckpt, test_dir,
                     osp.join(test_dir, 'test.log'))
     table = curve_table(metrics, args.seeds)
-    md = to_markdown(table, args.metrics, args.seeds)
+    keys = [key for key in args.metrics if all(key in rows for rows in table.values())]
+    if not keys:
+        sys.exit(f'none of {args.metrics} was reported by every evaluation')
+    if keys != args.metrics:
+        print(f'not reported by every evaluation, left out: '
+              f'{sorted(set(args.metrics) - set(keys))}')
+    md = to_markdown(table, keys, args.seeds)
     with open(osp.join(out, 'curve.json'), 'w') as f:
         json.dump(dict(seeds=args.seeds, metrics=metrics, summary=table), f, indent=2)
     with open(osp.join(out, 'curve.md'), 'w') as f:
         f.write(md)
     gan_cfg = Config.fromfile(osp.join(args.work_dir, f'gan_seed{args.seeds[0]}', 'config.py'))
-    plot(table, args.metrics, osp.join(out, 'curve.png'),
+    plot(table, keys, osp.join(out, 'curve.png'),
          gan_cfg.train_cfg.get('adv_start_iter'))
     print(md + f'\nwritten to {out}/curve.{{json,md,png}}')
 
