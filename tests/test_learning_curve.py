@@ -50,6 +50,21 @@ def test_table_means_and_paired_differences(tmp_path):
     md = curve['to_markdown'](table, ['segm_mAP'], [0, 1])
     assert '| 100 | 15.0 -> 17.0 (+2.0 ± 1.4) |' in md
     assert '| 200 | 30.0 -> 29.0 (-1.0 ± 1.4) |' in md
+    # --average-from 100: per run the mean of both iterations; seed 0: baseline 20,
+    # GAN 20.5; seed 1: 25 and 25.5; both differences +0.5 (no spread, no t-test)
+    average = curve['window_average'](metrics, [0, 1], 100)
+    assert average['segm_mAP']['baseline'][0] == pytest.approx(22.5)
+    assert average['segm_mAP']['gan'][0] == pytest.approx(23.0)
+    assert average['segm_mAP']['diff'] == pytest.approx([0.5, 0.0])
+    assert average['segm_mAP']['paired_t'] is None
+    # from 200 alone: differences -2 and 0, t = -1 / (sqrt(2) / sqrt(2)) = -1, p = 0.5
+    late = curve['window_average'](metrics, [0, 1], 200)
+    assert late['segm_mAP']['diff'] == pytest.approx([-1.0, 2 ** 0.5])
+    assert late['segm_mAP']['paired_t'] == pytest.approx([-1.0, 0.5])
+    md = curve['to_markdown'](table, ['segm_mAP'], [0, 1], late, 'mean of 200')
+    assert md.rstrip().endswith('| mean of 200 | 30.0 -> 29.0 (-1.0 ± 1.4, p 0.50) |')
+    with pytest.raises(ValueError, match='no evaluated iteration is >= 300'):
+        curve['window_average'](metrics, [0, 1], 300)
     out = tmp_path / 'curve.png'
     curve['plot'](table, ['segm_mAP'], str(out), adv_start=150)
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

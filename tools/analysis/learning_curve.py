@@ -8,10 +8,14 @@ per iteration, each model's mean over the seeds and the paired GAN - baseline
 difference: ``curve.json``, ``curve.md`` and ``curve.png`` in ``<work_dir>/curve``.
 Evaluations are resumable: a checkpoint whose metrics are there is not evaluated
 again. Runs keep every checkpoint when trained with
-``--options default_hooks.checkpoint.max_keep_ckpts=-1``. Example::
+``--options default_hooks.checkpoint.max_keep_ckpts=-1``. With ``--average-from K``
+the table ends with one more row: per run the mean of its evaluations from
+iteration K on (e.g. every checkpoint after the learning-rate drop), then, over
+the seeds, each model's mean and the paired difference with its paired t-test,
+a steadier reading than the last checkpoint alone. Example::
 
-    python tools/analysis/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0 \
-        --iters 200 400 600 800 1000
+    python tools/analysis/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0 1 \
+        --iters 200 400 600 800 900 1000 --average-from 800
 """
 import argparse
 import glob
@@ -58,8 +62,30 @@ def curve_table(metrics: Dict[int, Dict[str, Dict[int, dict]]],
     return {k: summarize(runs, seeds) for k, runs in sorted(metrics.items())}
 
 
-def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int]) -> str:
-    """One row per iteration; per metric ``baseline -> GAN (GAN - baseline ± std)``."""
+def window_average(metrics: Dict[int, Dict[str, Dict[int, dict]]], seeds: List[int],
+                   start: int) -> dict:
+    """Per run, the mean of its evaluations at iterations >= ``start``; then
+    ``run_experiment.summarize`` over the seeds: ``{metric: row}`` (with the
+    paired t-test), for the metrics every one of those evaluations reports."""
+    window = [k for k in sorted(metrics) if k >= start]
+    if not window:
+        raise ValueError(f'no evaluated iteration is >= {start} (have {sorted(metrics)})')
+    runs = {}
+    for model in MODELS:
+        runs[model] = {}
+        for seed in seeds:
+            evals = [metrics[k][model][seed] for k in window]
+            keys = set.intersection(*(set(e) for e in evals))
+            runs[model][seed] = {key: sum(e[key] for e in evals) / len(evals)
+                                 for key in keys if key in METRICS}
+    return summarize(runs, seeds)
+
+
+def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int],
+                average: Optional[dict] = None, window: str = '') -> str:
+    """One row per iteration; per metric ``baseline -> GAN (GAN - baseline ± std)``;
+    last, with ``average`` (``window_average``), a row labelled ``window`` whose
+    cells also give the paired t-test's p."""
     lines = [f'Seeds {seeds}; AP in %, mean over the seeds; in brackets the paired '
              'difference GAN - baseline (± its sample standard deviation over seeds).',
              '', '| iteration | ' + ' | '.join(keys) + ' |',
@@ -72,6 +98,15 @@ def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int]) -> st
             cells.append(f'{row["baseline"][0]:.1f} -> {row["gan"][0]:.1f} '
                          f'({row["diff"][0]:+.1f}{spread})')
         lines.append(f'| {k} | ' + ' | '.join(cells) + ' |')
+    if average is not None:
+        cells = []
+        for key in keys:
+            row = average[key]
+            spread = '' if row['diff'][1] is None else f' ± {row["diff"][1]:.1f}'
+            p = '' if row['paired_t'] is None else f', p {row["paired_t"][1]:.2f}'
+            cells.append(f'{row["baseline"][0]:.1f} -> {row["gan"][0]:.1f} '
+                         f'({row["diff"][0]:+.1f}{spread}{p})')
+        lines.append(f'| {window} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -107,6 +142,9 @@ def parse_args():
     p.add_argument('--metrics', nargs='+', default=['segm_mAP', 'boundary_mAP',
                                                     'bbox_mAP', 'segm_mAP_75'],
                    choices=METRICS, help='columns of the table and panels of the figure')
+    p.add_argument('--average-from', type=int, metavar='K',
+                   help='add a row: per run the mean of its evaluations at iterations '
+                        '>= K, compared over the seeds (paired t-test)')
     return p.parse_args()
 
 
@@ -118,6 +156,9 @@ def main():
         sys.exit(f'no iteration {"in " + str(args.iters) + " " if args.iters else ""}'
                  f'has checkpoints of both models for seeds {args.seeds} under '
                  f'{args.work_dir} (<model>_seed<s>/ or keep/<model>_seed<s>/)')
+    if args.average_from is not None and max(ckpts) < args.average_from:
+        sys.exit(f'--average-from {args.average_from}: no checkpoint that both models kept '
+                 f'is that late (latest: iteration {max(ckpts)})')
     for model in MODELS:
         for seed in args.seeds:
             if not osp.exists(osp.join(args.work_dir, f'{model}_seed{seed}', 'config.py')):
@@ -141,9 +182,16 @@ def main():
     if keys != args.metrics:
         print(f'not reported by every evaluation, left out: '
               f'{sorted(set(args.metrics) - set(keys))}')
-    md = to_markdown(table, keys, args.seeds)
+    average, window = None, ''
+    if args.average_from is not None:
+        average = window_average(metrics, args.seeds, args.average_from)
+        iters = [k for k in metrics if k >= args.average_from]
+        window = f'mean of {", ".join(map(str, iters))}'
+    md = to_markdown(table, keys, args.seeds, average, window)
     with open(osp.join(out, 'curve.json'), 'w') as f:
-        json.dump(dict(seeds=args.seeds, metrics=metrics, summary=table), f, indent=2)
+        json.dump(dict(seeds=args.seeds, metrics=metrics, summary=table,
+                       average=None if average is None else dict(
+                           from_iter=args.average_from, summary=average)), f, indent=2)
     with open(osp.join(out, 'curve.md'), 'w') as f:
         f.write(md)
     gan_cfg = Config.fromfile(osp.join(args.work_dir, f'gan_seed{args.seeds[0]}', 'config.py'))
