@@ -84,3 +84,20 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     assert 'a held-out part of train. Images resized to fit 288x192.' in md
     assert 'GAN side: model.roi_head.max_disc_rois_per_img=8.' in md
     assert '| segm_mAP | 10.0 | 12.0 | +2.0 | +2.0 | - |' in md
+
+
+def test_train_wall_time_counts_every_session_of_a_resumed_run(tmp_path):
+    from gan_mask_rcnn.mim_runs import train_wall_seconds
+    sessions = {'20261130_120051': ('12:00:51', '14:47:28'),   # cut off at iteration 820
+                '20261130_150340': ('15:03:40', '15:44:37')}   # resumed from 800
+    for stamp, (first, last) in sessions.items():
+        (tmp_path / stamp).mkdir()
+        (tmp_path / stamp / f'{stamp}.log').write_text(
+            f'2026/11/30 {first} - mmengine - INFO - \nSystem environment:\n'
+            f'2026/11/30 {last} - mmengine - INFO - Iter(train) [ 820/1000]\n')
+        (tmp_path / stamp / 'vis_data').mkdir()  # not a log
+    (tmp_path / 'test' / 'x').mkdir(parents=True)  # a test run's log is not training
+    (tmp_path / 'test' / 'x' / 'x.log').write_text('2026/11/30 16:00:00 - a\n')
+    (tmp_path / 'test' / 'x.log').write_text('2026/11/30 16:00:00 - a\n2026/11/30 17:00:00 - b\n')
+    # 2:46:37 + 0:40:57
+    assert train_wall_seconds(str(tmp_path)) == 2 * 3600 + 46 * 60 + 37 + 40 * 60 + 57

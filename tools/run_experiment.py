@@ -26,7 +26,8 @@ from scipy import stats
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.mim_runs import dump_run_config, latest_metrics, mim_test, mim_train
+from gan_mask_rcnn.mim_runs import (dump_run_config, latest_metrics, mim_test, mim_train,
+                                     train_wall_seconds)
 from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -196,13 +197,13 @@ def main():
                 cfg.merge_from_dict(args.gan_options)
             cfg_file = dump_run_config(cfg, osp.join(run_dir, 'config.py'), seed)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
-            start = time.time()
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
+            start = time.time()
             runs[model][seed] = mim_test(cfg_file, ckpt, osp.join(run_dir, 'test'),
                                          osp.join(run_dir, 'test.log'))
-            if not osp.exists(wall_file):  # first completion (a resumed run counts its last part)
+            if not osp.exists(wall_file):  # first completion: every session's training
                 with open(wall_file, 'w') as f:
-                    f.write(f'{time.time() - start:.0f}\n')
+                    f.write(f'{train_wall_seconds(run_dir) + time.time() - start:.0f}\n')
             with open(wall_file) as f:
                 walls.setdefault(model, []).append(float(f.read()))
             print(f'[experiment] {model} seed {seed}: segm_mAP '

@@ -13,6 +13,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+from datetime import datetime
 from typing import Dict, List, Optional
 
 MIM = [sys.executable, '-m', 'mim']
@@ -64,6 +65,27 @@ def mim_train(cfg_file: str, work_dir: str, max_iters: int, log_file: str) -> st
         run_logged(MIM + ['train', 'mmdet', cfg_file, '--work-dir', work_dir] + resume,
                    log_file)
     return ckpt
+
+
+def train_wall_seconds(work_dir: str) -> float:
+    """Wall time a training spent, over all its sessions (resumed runs included).
+
+    Sums, over MMEngine's ``<work_dir>/<timestamp>/<timestamp>.log`` files (one per
+    start of ``mim train``), the time from each log's first timestamped line to its
+    last, so an interrupted run counts the part it lost too.
+    """
+    total = 0.0
+    pattern = re.compile(r'^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) - ')
+    for path in glob.glob(osp.join(work_dir, '*', '*.log')):
+        if osp.basename(path) != osp.basename(osp.dirname(path)) + '.log':
+            continue
+        with open(path) as f:
+            stamps = [m.group(1) for m in map(pattern.match, f) if m]
+        if stamps:
+            first, last = (datetime.strptime(t, '%Y/%m/%d %H:%M:%S')
+                           for t in (stamps[0], stamps[-1]))
+            total += (last - first).total_seconds()
+    return total
 
 
 def latest_metrics(work_dir: str) -> Optional[Dict[str, float]]:
