@@ -426,13 +426,13 @@ def _nvcc():
 
 @pytest.mark.slow
 @pytest.mark.skipif(_nvcc() is None, reason='nvcc not found')
-@pytest.mark.parametrize('name', ['prroi_pool_cuda', 'prroi_pool_max_levels_cuda'])
-def test_cuda_sources_compile(tmp_path, name):
-    """nvcc compiles the CUDA kernels (object file only, no GPU needed).
+def test_cuda_sources_compile(tmp_path):
+    """nvcc compiles the CUDA kernels (object files only, no GPU needed).
 
-    A CPU build of torch ships the CUDA headers of ATen and c10 but not the
-    build-generated ``c10/cuda/impl/cuda_cmake_macros.h``; a one-line stand-in
-    is provided then.
+    Both files at once: each spends most of its time in the host compiler on
+    torch's headers, so two processes use two cores. A CPU build of torch ships
+    the CUDA headers of ATen and c10 but not the build-generated
+    ``c10/cuda/impl/cuda_cmake_macros.h``; a one-line stand-in is provided then.
     """
     from torch.utils.cpp_extension import include_paths
     includes = [osp.join(CSRC, 'common')] + include_paths()
@@ -444,14 +444,24 @@ def test_cuda_sources_compile(tmp_path, name):
         (stub / 'cuda_cmake_macros.h'
          ).write_text('#define C10_CUDA_BUILD_SHARED_LIBS\n')
         includes.append(str(tmp_path / 'stub'))
-    cmd = [
-        _nvcc(), '-c',
-        osp.join(CSRC, 'cuda', f'{name}.cu'), '-o',
-        str(tmp_path / f'{name}.o'), '-std=c++17', '-DWITH_CUDA',
-        '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
-        '-gencode=arch=compute_90,code=sm_90',
-        f'-I{sysconfig.get_paths()["include"]}'
-    ] + [f'-I{p}' for p in includes]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert (tmp_path / f'{name}.o').stat().st_size > 0
+    procs = {}
+    for name in ('prroi_pool_cuda', 'prroi_pool_max_levels_cuda'):
+        cmd = [
+            _nvcc(), '-c',
+            osp.join(CSRC, 'cuda', f'{name}.cu'), '-o',
+            str(tmp_path / f'{name}.o'), '-std=c++17', '-DWITH_CUDA',
+            '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
+            '-gencode=arch=compute_90,code=sm_90',
+            f'-I{sysconfig.get_paths()["include"]}'
+        ] + [f'-I{p}' for p in includes]
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+    try:
+        for name, proc in procs.items():
+            _, stderr = proc.communicate(timeout=900)
+            assert proc.returncode == 0, f'{name}.cu: {stderr[-4000:]}'
+            assert (tmp_path / f'{name}.o').stat().st_size > 0
+    finally:  # a failure or a timeout leaves no compiler running
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
