@@ -81,6 +81,15 @@ def window_average(metrics: Dict[int, Dict[str, Dict[int, dict]]], seeds: List[i
     return summarize(runs, seeds)
 
 
+def _cell(row: dict, with_p: bool = False) -> str:
+    """``baseline -> GAN (diff ± std[, p])`` of one ``summarize`` row."""
+    spread = '' if row['diff'][1] is None else f' ± {row["diff"][1]:.1f}'
+    p = (f', p {row["paired_t"][1]:.2f}'
+         if with_p and row['paired_t'] is not None else '')
+    return (f'{row["baseline"][0]:.1f} -> {row["gan"][0]:.1f} '
+            f'({row["diff"][0]:+.1f}{spread}{p})')
+
+
 def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int],
                 average: Optional[dict] = None, window: str = '') -> str:
     """One row per iteration; per metric ``baseline -> GAN (GAN - baseline ± std)``;
@@ -91,22 +100,10 @@ def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int],
              '', '| iteration | ' + ' | '.join(keys) + ' |',
              '|---|' + '---|' * len(keys)]
     for k, rows in table.items():
-        cells = []
-        for key in keys:
-            row = rows[key]
-            spread = '' if row['diff'][1] is None else f' ± {row["diff"][1]:.1f}'
-            cells.append(f'{row["baseline"][0]:.1f} -> {row["gan"][0]:.1f} '
-                         f'({row["diff"][0]:+.1f}{spread})')
-        lines.append(f'| {k} | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {k} | ' + ' | '.join(_cell(rows[key]) for key in keys) + ' |')
     if average is not None:
-        cells = []
-        for key in keys:
-            row = average[key]
-            spread = '' if row['diff'][1] is None else f' ± {row["diff"][1]:.1f}'
-            p = '' if row['paired_t'] is None else f', p {row["paired_t"][1]:.2f}'
-            cells.append(f'{row["baseline"][0]:.1f} -> {row["gan"][0]:.1f} '
-                         f'({row["diff"][0]:+.1f}{spread}{p})')
-        lines.append(f'| {window} | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {window} | '
+                     + ' | '.join(_cell(average[key], with_p=True) for key in keys) + ' |')
     return '\n'.join(lines) + '\n'
 
 
