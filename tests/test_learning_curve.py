@@ -52,13 +52,15 @@ def test_table_means_and_paired_differences(tmp_path):
     assert '| 200 | 30.0 -> 29.0 (-1.0 ± 1.4) |' in md
     # --average-from 100: per run the mean of both iterations; seed 0: baseline 20,
     # GAN 20.5; seed 1: 25 and 25.5; both differences +0.5 (no spread, no t-test)
-    average = curve['window_average'](metrics, [0, 1], 100)
+    window, average = curve['window_average'](metrics, [0, 1], 100)
+    assert window == [100, 200]
     assert average['segm_mAP']['baseline'][0] == pytest.approx(22.5)
     assert average['segm_mAP']['gan'][0] == pytest.approx(23.0)
     assert average['segm_mAP']['diff'] == pytest.approx([0.5, 0.0])
     assert average['segm_mAP']['paired_t'] is None
     # from 200 alone: differences -2 and 0, t = -1 / (sqrt(2) / sqrt(2)) = -1, p = 0.5
-    late = curve['window_average'](metrics, [0, 1], 200)
+    window, late = curve['window_average'](metrics, [0, 1], 200)
+    assert window == [200]
     assert late['segm_mAP']['diff'] == pytest.approx([-1.0, 2 ** 0.5])
     assert late['segm_mAP']['paired_t'] == pytest.approx([-1.0, 0.5])
     md = curve['to_markdown'](table, ['segm_mAP'], [0, 1], late, 'mean of 200')

@@ -23,7 +23,7 @@ import json
 import os.path as osp
 import re
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -63,10 +63,14 @@ def curve_table(metrics: Dict[int, Dict[str, Dict[int, dict]]],
 
 
 def window_average(metrics: Dict[int, Dict[str, Dict[int, dict]]], seeds: List[int],
-                   start: int) -> dict:
+                   start: int) -> Tuple[List[int], dict]:
     """Per run, the mean of its evaluations at iterations >= ``start``; then
-    ``run_experiment.summarize`` over the seeds: ``{metric: row}`` (with the
-    paired t-test), for the metrics every one of those evaluations reports."""
+    ``run_experiment.summarize`` over the seeds.
+
+    Returns:
+        tuple: The iterations averaged, and ``{metric: row}`` (with the paired
+        t-test) for the metrics every one of those evaluations reports.
+    """
     window = [k for k in sorted(metrics) if k >= start]
     if not window:
         raise ValueError(f'no evaluated iteration is >= {start} (have {sorted(metrics)})')
@@ -78,7 +82,7 @@ def window_average(metrics: Dict[int, Dict[str, Dict[int, dict]]], seeds: List[i
             keys = set.intersection(*(set(e) for e in evals))
             runs[model][seed] = {key: sum(e[key] for e in evals) / len(evals)
                                  for key in keys if key in METRICS}
-    return summarize(runs, seeds)
+    return window, summarize(runs, seeds)
 
 
 def _cell(row: dict, with_p: bool = False) -> str:
@@ -181,8 +185,7 @@ def main():
               f'{sorted(set(args.metrics) - set(keys))}')
     average, window = None, ''
     if args.average_from is not None:
-        average = window_average(metrics, args.seeds, args.average_from)
-        iters = [k for k in metrics if k >= args.average_from]
+        iters, average = window_average(metrics, args.seeds, args.average_from)
         window = f'mean of {", ".join(map(str, iters))}'
     md = to_markdown(table, keys, args.seeds, average, window)
     with open(osp.join(out, 'curve.json'), 'w') as f:
