@@ -1,6 +1,9 @@
 """The experiment runner's bookkeeping: paired differences, spreads, held-out split."""
 import json
+import os
 import runpy
+import subprocess
+import sys
 
 import pytest
 
@@ -42,6 +45,28 @@ def test_val_split_is_held_out_of_train(shapes_root, tmp_path):
     assert len(v_ids) == 2 and len(t_ids) == 6 and not t_ids & v_ids
     assert all(a['image_id'] in v_ids for a in v['annotations'])
     assert all(a['image_id'] in t_ids for a in t['annotations'])
+
+
+def test_split_files_are_never_seen_half_written(shapes_root, tmp_path):
+    """The two processes of a seed (``--models baseline`` / ``--models gan``) each
+    carve the split at start-up while the other's training may be reading it: a
+    reader polling the file while it is rewritten must only ever see whole JSON."""
+    train, _ = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25, str(tmp_path))
+    expected = json.load(open(train))
+    reader = subprocess.Popen([sys.executable, '-c', (
+        'import json, sys\n'
+        'bad = 0\n'
+        'for _ in range(5000):\n'
+        '    try:\n'
+        '        json.load(open(sys.argv[1]))\n'
+        '    except ValueError:\n'
+        '        bad += 1\n'
+        'print(bad)\n'), train], stdout=subprocess.PIPE, text=True)
+    while reader.poll() is None:
+        exp['carve_val'](shapes_root, 'annotations/train.json', 0.25, str(tmp_path))
+    assert reader.stdout.read().strip() == '0'
+    assert json.load(open(train)) == expected
+    assert sorted(os.listdir(tmp_path)) == ['train_split.json', 'val_split.json']
 
 
 def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path, monkeypatch):

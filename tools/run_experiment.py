@@ -22,6 +22,7 @@ import os.path as osp
 import time
 
 import numpy as np
+from filelock import FileLock
 from scipy import stats
 from mmengine.config import Config, DictAction
 
@@ -62,6 +63,16 @@ def parse_args():
     return p.parse_args()
 
 
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: the two
+    processes of one seed (``--models``) rewrite the split and result files while the
+    other's training or test may be reading them, and must never see half a file."""
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):
     """Split the training annotations into train/val files (seed 0, by image)."""
     with open(osp.join(root, train_ann)) as f:
@@ -74,8 +85,7 @@ def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):
         part = dict(coco, images=[im for im in coco['images'] if keep(im['id'])],
                     annotations=[a for a in coco['annotations'] if keep(a['image_id'])])
         paths[name] = osp.join(out_dir, f'{name}_split.json')
-        with open(paths[name], 'w') as f:
-            json.dump(part, f)
+        write_atomic(paths[name], json.dumps(part))
     return paths['train'], paths['val']
 
 
@@ -150,12 +160,10 @@ def to_markdown(table, args, walls, seeds):
 def write_results(work, args, runs, walls, seeds):
     """Write ``results.json`` / ``results.md`` for the finished ``seeds``; return the md."""
     table = summarize(runs, seeds)
-    with open(osp.join(work, 'results.json'), 'w') as f:
-        json.dump(dict(args=vars(args), seeds_done=seeds, runs=runs, summary=table), f,
-                  indent=2)
+    write_atomic(osp.join(work, 'results.json'), json.dumps(
+        dict(args=vars(args), seeds_done=seeds, runs=runs, summary=table), indent=2))
     md = to_markdown(table, args, walls, seeds)
-    with open(osp.join(work, 'results.md'), 'w') as f:
-        f.write(md)
+    write_atomic(osp.join(work, 'results.md'), md)
     return md
 
 
@@ -166,9 +174,13 @@ def main():
     # mmdet joins with every relative ann_file
     work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}'))
     os.makedirs(work, exist_ok=True)
-    if args.dataset == 'shapes' and not osp.exists(osp.join(ds['root'], ds['test'])):
-        # the set `make demo` writes (tools/demo.py defaults), so both commands share it
-        generate_splits(ds['root'], num_train=128, num_val=32, size=192)
+    if args.dataset == 'shapes':
+        # the other process of a seed may be writing the set: generate it once
+        os.makedirs(osp.dirname(ds['root']), exist_ok=True)
+        with FileLock(ds['root'] + '.lock'):
+            if not osp.exists(osp.join(ds['root'], ds['test'])):
+                # the set `make demo` writes (tools/demo.py defaults), so both share it
+                generate_splits(ds['root'], num_train=128, num_val=32, size=192)
     train_ann, test_ann = ds['train'], ds['test']
     if args.val_fraction:
         train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)
