@@ -4,6 +4,8 @@ import os
 import runpy
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -67,6 +69,29 @@ def test_split_files_are_never_seen_half_written(shapes_root, tmp_path):
     assert reader.stdout.read().strip() == '0'
     assert json.load(open(train)) == expected
     assert sorted(os.listdir(tmp_path)) == ['train_split.json', 'val_split.json']
+
+
+def test_synthetic_set_is_generated_once_by_two_processes(tmp_path, monkeypatch):
+    """Both processes of a seed start with the set missing: one generates it, the
+    other waits for it instead of writing the same files at the same time."""
+    calls = []
+
+    def slow_generate(root, **kwargs):
+        calls.append(root)
+        time.sleep(0.5)  # the other caller arrives while the set is being written
+        os.makedirs(f'{root}/annotations')
+        open(f'{root}/annotations/val.json', 'w').close()
+
+    ensure = exp['ensure_shapes']
+    monkeypatch.setitem(ensure.__globals__, 'generate_splits', slow_generate)
+    threads = [threading.Thread(target=ensure, args=(str(tmp_path / 'shapes'),
+                                                     'annotations/val.json'))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [str(tmp_path / 'shapes')]
 
 
 def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path, monkeypatch):

@@ -73,6 +73,17 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def ensure_shapes(root: str, test_ann: str) -> None:
+    """Generate the synthetic set under ``root`` unless ``test_ann`` (written last) is
+    there; under a file lock, so that the two processes of a seed that both find it
+    missing generate it once."""
+    os.makedirs(osp.dirname(root), exist_ok=True)
+    with FileLock(root + '.lock'):
+        if not osp.exists(osp.join(root, test_ann)):
+            # the set `make demo` writes (tools/demo.py defaults), so both commands share it
+            generate_splits(root, num_train=128, num_val=32, size=192)
+
+
 def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):
     """Split the training annotations into train/val files (seed 0, by image)."""
     with open(osp.join(root, train_ann)) as f:
@@ -175,12 +186,7 @@ def main():
     work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}'))
     os.makedirs(work, exist_ok=True)
     if args.dataset == 'shapes':
-        # the other process of a seed may be writing the set: generate it once
-        os.makedirs(osp.dirname(ds['root']), exist_ok=True)
-        with FileLock(ds['root'] + '.lock'):
-            if not osp.exists(osp.join(ds['root'], ds['test'])):
-                # the set `make demo` writes (tools/demo.py defaults), so both share it
-                generate_splits(ds['root'], num_train=128, num_val=32, size=192)
+        ensure_shapes(ds['root'], ds['test'])
     train_ann, test_ann = ds['train'], ds['test']
     if args.val_fraction:
         train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)
