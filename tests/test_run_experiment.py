@@ -127,7 +127,7 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     args = argparse.Namespace(dataset='shapes', iters=10, val_fraction=0.25,
                               image_scale=[288, 192], options={},
                               gan_options={'model.roi_head.max_disc_rois_per_img': 8},
-                              train_ann=train, test_ann=val)
+                              train_ann=train, test_ann=val, baseline_from=None)
     runs = {'baseline': {0: {'segm_mAP': 0.10}}, 'gan': {0: {'segm_mAP': 0.12}}}
     md = exp['to_markdown'](exp['summarize'](runs, [0]), args, {'gan': [60.0]}, [0])
     assert '(train 6 images, 128x128; evaluated 2 images, 128x128)' in md
@@ -151,3 +151,45 @@ def test_train_wall_time_counts_every_session_of_a_resumed_run(tmp_path):
     (tmp_path / 'test' / 'x.log').write_text('2026/11/30 16:00:00 - a\n2026/11/30 17:00:00 - b\n')
     # 2:46:37 + 0:40:57
     assert train_wall_seconds(str(tmp_path)) == 2 * 3600 + 46 * 60 + 37 + 40 * 60 + 57
+
+
+def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path):
+    """``--baseline-from``: a tuning step reads an earlier experiment's baselines, but
+    only if they ran the config this command would train (same split content, scale,
+    schedule, --options); anything else stops with what differs."""
+    import argparse
+    from gan_mask_rcnn.mim_runs import dump_run_config
+
+    def setup(work, **kw):
+        os.makedirs(work, exist_ok=True)
+        args = argparse.Namespace(dataset='shapes', iters=20, val_fraction=0.25,
+                                  image_scale=[288, 192], options={}, gan_options={},
+                                  baseline_from=str(tmp_path / 'src'))
+        vars(args).update(kw)
+        args.train_ann, args.test_ann = exp['carve_val'](
+            shapes_root, 'annotations/train.json', args.val_fraction, work)
+        return args
+
+    ds = dict(root=shapes_root, img_prefix='')
+    src_args = setup(str(tmp_path / 'src'))
+    run = tmp_path / 'src' / 'baseline_seed3'
+    dump_run_config(exp['build_config'](src_args, 'baseline', ds), str(run / 'config.py'), 3)
+    (run / 'test' / 'x').mkdir(parents=True)
+    (run / 'test' / 'x' / 'x.json').write_text('{"coco/segm_mAP": 0.25, "step": 20}\n')
+    (run / 'wall_seconds.txt').write_text('61\n')
+
+    work = str(tmp_path / 'tune')
+    args = setup(work, gan_options={'model.roi_head.mask_discriminator.loss_weight': 0.1})
+    metrics, wall = exp['borrowed_baseline'](
+        args, 3, exp['build_config'](args, 'baseline', ds), work)
+    assert metrics == {'segm_mAP': 0.25} and wall == 61.0
+    with pytest.raises(SystemExit, match='no finished baseline of seed 4'):
+        exp['borrowed_baseline'](args, 4, exp['build_config'](args, 'baseline', ds), work)
+    for kw, message in (({'iters': 30}, r'-\s+end=20,\n\+\s+end=30,'),
+                        ({'options': {'optim_wrapper.optimizer.lr': 0.05}}, 'lr=0.05'),
+                        ({'val_fraction': 0.5}, 'train_split.json differs')):
+        other = str(tmp_path / f'other{len(message)}')
+        args = setup(other, **kw)
+        with pytest.raises(SystemExit, match=message):
+            exp['borrowed_baseline'](args, 3, exp['build_config'](args, 'baseline', ds),
+                                     other)

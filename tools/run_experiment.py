@@ -14,11 +14,16 @@ so it is safe to run in the background::
 ``--val-fraction`` carves a validation split out of the training set (tuning the
 adversarial side must not look at the test split); ``--gan-options`` changes GAN
 config keys, e.g. ``train_cfg.adv_start_iter=200 model.roi_head.mask_adv_weight=1.0``.
+``--baseline-from`` reads the baselines of an earlier experiment that differs only
+in ``--gan-options`` (checked config by config), so a tuning step trains the GAN
+side only.
 """
 import argparse
+import difflib
 import json
 import os
 import os.path as osp
+import tempfile
 import time
 
 import numpy as np
@@ -60,7 +65,16 @@ def parse_args():
                    help='config overrides for the GAN side only')
     p.add_argument('--options', nargs='+', action=DictAction, default={},
                    help='config overrides for both sides')
+    p.add_argument('--baseline-from', default=None, metavar='WORK_DIR',
+                   help='read the finished baselines of these seeds from this earlier '
+                   'experiment instead of training them (its baseline configs must equal '
+                   "this command's: same data, split, iterations, scale and --options)")
     return p.parse_args()
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -147,7 +161,9 @@ def to_markdown(table, args, walls, seeds):
                 if args.image_scale else '')
              + ''.join(f' {label}: {", ".join(f"{k}={v}" for k, v in opts.items())}.'
                        for label, opts in (('Both sides', args.options),
-                                           ('GAN side', args.gan_options)) if opts),
+                                           ('GAN side', args.gan_options)) if opts)
+             + (f' Baselines read from `{args.baseline_from}`.' if args.baseline_from
+                else ''),
              '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
              '| paired t (p) |', '|---|---|---|---|---|---|']
 
@@ -178,8 +194,58 @@ def write_results(work, args, runs, walls, seeds):
     return md
 
 
+def build_config(args, model: str, ds: dict) -> Config:
+    """The CPU config of ``model`` ('baseline' or 'gan') with this command's data,
+    schedule, image scale and overrides (the seed is set by ``dump_run_config``)."""
+    prefix = 'mask-rcnn' if model == 'baseline' else 'gan-mask-rcnn'
+    cfg = Config.fromfile(osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py'))
+    rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 10))
+    set_data_root(cfg, ds['root'], args.train_ann, args.test_ann, ds['img_prefix'])
+    if args.image_scale:
+        set_image_scale(cfg, args.image_scale)
+    cfg.merge_from_dict(args.options)
+    if model == 'gan':
+        cfg.merge_from_dict(args.gan_options)
+    return cfg
+
+
+def borrowed_baseline(args, seed: int, cfg: Config, work: str):
+    """Metrics and wall time of the finished baseline of ``seed`` in ``--baseline-from``,
+    after checking that it ran ``cfg`` (its split files, if any, standing in for ours
+    with the same content).
+
+    Returns:
+        tuple[dict, float]: Its test metrics and wall seconds.
+    """
+    src = osp.abspath(args.baseline_from)
+    run_dir = osp.join(src, f'baseline_seed{seed}')
+    metrics = latest_metrics(osp.join(run_dir, 'test'))
+    wall_file = osp.join(run_dir, 'wall_seconds.txt')
+    if metrics is None or not osp.exists(wall_file):
+        raise SystemExit(f'--baseline-from: {run_dir} holds no finished baseline of seed '
+                         f'{seed}; finish it there first (--models baseline)')
+    for name in ('train_split.json', 'val_split.json') if args.val_fraction else ():
+        ours, theirs = osp.join(work, name), osp.join(src, name)
+        if not osp.exists(theirs) or read(theirs) != read(ours):
+            raise SystemExit(f'--baseline-from: {theirs} differs from {ours} '
+                             '(another --val-fraction or data set)')
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = read(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
+    theirs = read(osp.join(run_dir, 'config.py')).replace(src, work)
+    if ours != theirs:
+        diff = difflib.unified_diff(theirs.splitlines(), ours.splitlines(), run_dir,
+                                    'this command', n=2, lineterm='')
+        raise SystemExit(f'--baseline-from: the baseline in {run_dir} was trained with '
+                         'another config than this command would use:\n'
+                         + '\n'.join(list(diff)[:24]))
+    return metrics, float(read(wall_file))
+
+
 def main():
     args = parse_args()
+    if args.baseline_from and args.models == ['baseline']:
+        raise SystemExit('--baseline-from reads the baselines: nothing to train with '
+                         '--models baseline')
     ds = DATASETS[args.dataset]
     # absolute: the split files of --val-fraction go into configs whose data_root
     # mmdet joins with every relative ann_file
@@ -197,23 +263,19 @@ def main():
         for model in ('baseline', 'gan'):
             run_dir = osp.join(work, f'{model}_seed{seed}')
             wall_file = osp.join(run_dir, 'wall_seconds.txt')
+            if model == 'baseline' and args.baseline_from:
+                runs[model][seed], wall = borrowed_baseline(
+                    args, seed, build_config(args, model, ds), work)
+                walls.setdefault(model, []).append(wall)
+                continue
             if model not in args.models:  # another process's: read it if finished
                 finished = latest_metrics(osp.join(run_dir, 'test'))
                 if finished is not None and osp.exists(wall_file):
                     runs[model][seed] = finished
-                    with open(wall_file) as f:
-                        walls.setdefault(model, []).append(float(f.read()))
+                    walls.setdefault(model, []).append(float(read(wall_file)))
                 continue
-            prefix = 'mask-rcnn' if model == 'baseline' else 'gan-mask-rcnn'
-            cfg = Config.fromfile(osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py'))
-            rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 10))
-            set_data_root(cfg, ds['root'], train_ann, test_ann, ds['img_prefix'])
-            if args.image_scale:
-                set_image_scale(cfg, args.image_scale)
-            cfg.merge_from_dict(args.options)
-            if model == 'gan':
-                cfg.merge_from_dict(args.gan_options)
-            cfg_file = dump_run_config(cfg, osp.join(run_dir, 'config.py'), seed)
+            cfg_file = dump_run_config(build_config(args, model, ds),
+                                       osp.join(run_dir, 'config.py'), seed)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
             start = time.time()
@@ -222,8 +284,7 @@ def main():
             if not osp.exists(wall_file):  # first completion: every session's training
                 with open(wall_file, 'w') as f:
                     f.write(f'{train_wall_seconds(run_dir) + time.time() - start:.0f}\n')
-            with open(wall_file) as f:
-                walls.setdefault(model, []).append(float(f.read()))
+            walls.setdefault(model, []).append(float(read(wall_file)))
             print(f'[experiment] {model} seed {seed}: segm_mAP '
                   f'{runs[model][seed].get("segm_mAP")}', flush=True)
         # tables so far, rewritten after every seed: an interrupted run keeps them
