@@ -1,6 +1,7 @@
 """The experiment runner's bookkeeping: paired differences, spreads, held-out split."""
 import json
 import os
+import pathlib
 import runpy
 import subprocess
 import sys
@@ -153,26 +154,32 @@ def test_train_wall_time_counts_every_session_of_a_resumed_run(tmp_path):
     assert train_wall_seconds(str(tmp_path)) == 2 * 3600 + 46 * 60 + 37 + 40 * 60 + 57
 
 
-def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path):
+def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path, request):
     """``--baseline-from``: a tuning step reads an earlier experiment's baselines, but
     only if they ran the config this command would train (same split content, scale,
     schedule, --options); anything else stops with what differs."""
     import argparse
+    import shutil
+    import tempfile
     from gan_mask_rcnn.mim_runs import dump_run_config
+    # a short source path and a long one here: the dumped config texts wrap their
+    # ann_file lines differently, the configs are the same
+    src = tempfile.mkdtemp()
+    request.addfinalizer(lambda: shutil.rmtree(src))
 
     def setup(work, **kw):
         os.makedirs(work, exist_ok=True)
         args = argparse.Namespace(dataset='shapes', iters=20, val_fraction=0.25,
                                   image_scale=[288, 192], options={}, gan_options={},
-                                  baseline_from=str(tmp_path / 'src'))
+                                  baseline_from=src)
         vars(args).update(kw)
         args.train_ann, args.test_ann = exp['carve_val'](
             shapes_root, 'annotations/train.json', args.val_fraction, work)
         return args
 
     ds = dict(root=shapes_root, img_prefix='')
-    src_args = setup(str(tmp_path / 'src'))
-    run = tmp_path / 'src' / 'baseline_seed3'
+    src_args = setup(src)
+    run = pathlib.Path(src, 'baseline_seed3')
     dump_run_config(exp['build_config'](src_args, 'baseline', ds), str(run / 'config.py'), 3)
     (run / 'test' / 'x').mkdir(parents=True)
     (run / 'test' / 'x' / 'x.json').write_text('{"coco/segm_mAP": 0.25, "step": 20}\n')

@@ -209,6 +209,17 @@ def build_config(args, model: str, ds: dict) -> Config:
     return cfg
 
 
+def replace_in_strings(obj, old: str, new: str):
+    """``obj`` (nested dicts, lists, tuples) with ``old`` replaced by ``new`` in every string."""
+    if isinstance(obj, str):
+        return obj.replace(old, new)
+    if isinstance(obj, dict):
+        return {k: replace_in_strings(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(replace_in_strings(v, old, new) for v in obj)
+    return obj
+
+
 def borrowed_baseline(args, seed: int, cfg: Config, work: str):
     """Metrics and wall time of the finished baseline of ``seed`` in ``--baseline-from``,
     after checking that it ran ``cfg`` (its split files, if any, standing in for ours
@@ -229,11 +240,16 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
         if not osp.exists(theirs) or read(theirs) != read(ours):
             raise SystemExit(f'--baseline-from: {theirs} differs from {ours} '
                              '(another --val-fraction or data set)')
+    # compared as loaded dicts: the dumped text wraps lines by their length, and the
+    # paths into each work dir differ in length
     with tempfile.TemporaryDirectory() as tmp:
-        ours = read(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
-    theirs = read(osp.join(run_dir, 'config.py')).replace(src, work)
+        ours = Config.fromfile(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
+    ours = ours.to_dict()
+    theirs = replace_in_strings(Config.fromfile(osp.join(run_dir, 'config.py')).to_dict(),
+                                src, work)
     if ours != theirs:
-        diff = difflib.unified_diff(theirs.splitlines(), ours.splitlines(), run_dir,
+        diff = difflib.unified_diff(Config(theirs).pretty_text.splitlines(),
+                                    Config(ours).pretty_text.splitlines(), run_dir,
                                     'this command', n=2, lineterm='')
         raise SystemExit(f'--baseline-from: the baseline in {run_dir} was trained with '
                          'another config than this command would use:\n'
