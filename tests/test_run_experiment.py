@@ -161,6 +161,7 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
     import argparse
     import shutil
     import tempfile
+    from mmengine.config import Config
     from gan_mask_rcnn.mim_runs import dump_run_config
     # a short source path and a long one here: the dumped config texts wrap their
     # ann_file lines differently, the configs are the same
@@ -181,6 +182,10 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
     src_args = setup(src)
     run = pathlib.Path(src, 'baseline_seed3')
     dump_run_config(exp['build_config'](src_args, 'baseline', ds), str(run / 'config.py'), 3)
+    # as `mim train mmdet --work-dir ... --resume` leaves it: re-dumped with its keys
+    trained = Config.fromfile(str(run / 'config.py'))
+    trained.merge_from_dict(dict(work_dir=str(run), launcher='none', resume=True))
+    trained.dump(str(run / 'config.py'))
     (run / 'test' / 'x').mkdir(parents=True)
     (run / 'test' / 'x' / 'x.json').write_text('{"coco/segm_mAP": 0.25, "step": 20}\n')
     (run / 'wall_seconds.txt').write_text('61\n')

@@ -43,6 +43,8 @@ DATASETS = dict(
               train='annotations/train.json', test='annotations/test.json'),
     shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
                 train='annotations/train.json', test='annotations/val.json'))
+# set by `mim train mmdet` (mmdet's tools/train.py: --work-dir, --launcher, --resume)
+RUN_KEYS = ('work_dir', 'launcher', 'resume', 'load_from')
 METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
            'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
 
@@ -241,12 +243,16 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
             raise SystemExit(f'--baseline-from: {theirs} differs from {ours} '
                              '(another --val-fraction or data set)')
     # compared as loaded dicts: the dumped text wraps lines by their length, and the
-    # paths into each work dir differ in length
+    # paths into each work dir differ in length. mmdet's tools/train.py re-dumps the
+    # config with the keys it sets from its command line (RUN_KEYS), not compared.
     with tempfile.TemporaryDirectory() as tmp:
         ours = Config.fromfile(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
     ours = ours.to_dict()
     theirs = replace_in_strings(Config.fromfile(osp.join(run_dir, 'config.py')).to_dict(),
                                 src, work)
+    for key in RUN_KEYS:
+        ours.pop(key, None)
+        theirs.pop(key, None)
     if ours != theirs:
         diff = difflib.unified_diff(Config(theirs).pretty_text.splitlines(),
                                     Config(ours).pretty_text.splitlines(), run_dir,
