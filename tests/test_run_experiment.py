@@ -182,9 +182,9 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
     src_args = setup(src)
     run = pathlib.Path(src, 'baseline_seed3')
     dump_run_config(exp['build_config'](src_args, 'baseline', ds), str(run / 'config.py'), 3)
-    # as `mim train mmdet --work-dir ... --resume` leaves it: re-dumped with its keys
+    # as `mim train mmdet --work-dir ...` leaves it: re-dumped with the keys it sets
     trained = Config.fromfile(str(run / 'config.py'))
-    trained.merge_from_dict(dict(work_dir=str(run), launcher='none', resume=True))
+    trained.merge_from_dict(dict(work_dir=str(run), launcher='none'))
     trained.dump(str(run / 'config.py'))
     (run / 'test' / 'x').mkdir(parents=True)
     (run / 'test' / 'x' / 'x.json').write_text('{"coco/segm_mAP": 0.25, "step": 20}\n')
@@ -199,6 +199,7 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
         exp['borrowed_baseline'](args, 4, exp['build_config'](args, 'baseline', ds), work)
     for kw, message in (({'iters': 30}, r'-\s+end=20,\n\+\s+end=30,'),
                         ({'options': {'optim_wrapper.optimizer.lr': 0.05}}, 'lr=0.05'),
+                        ({'options': {'load_from': 'coco.pth'}}, r"\+load_from = 'coco.pth'"),
                         ({'val_fraction': 0.5}, 'train_split.json differs')):
         other = str(tmp_path / f'other{len(message)}')
         args = setup(other, **kw)

@@ -44,7 +44,7 @@ DATASETS = dict(
     shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
                 train='annotations/train.json', test='annotations/val.json'))
 # set by `mim train mmdet` (mmdet's tools/train.py: --work-dir, --launcher, --resume)
-RUN_KEYS = ('work_dir', 'launcher', 'resume', 'load_from')
+RUN_KEYS = ('work_dir', 'launcher', 'resume')
 METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
            'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
 
@@ -238,19 +238,21 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
         raise SystemExit(f'--baseline-from: {run_dir} holds no finished baseline of seed '
                          f'{seed}; finish it there first (--models baseline)')
     for name in ('train_split.json', 'val_split.json') if args.val_fraction else ():
-        ours, theirs = osp.join(work, name), osp.join(src, name)
-        if not osp.exists(theirs) or read(theirs) != read(ours):
-            raise SystemExit(f'--baseline-from: {theirs} differs from {ours} '
+        our_split, their_split = osp.join(work, name), osp.join(src, name)
+        if not osp.exists(their_split) or read(their_split) != read(our_split):
+            raise SystemExit(f'--baseline-from: {their_split} differs from {our_split} '
                              '(another --val-fraction or data set)')
     # compared as loaded dicts: the dumped text wraps lines by their length, and the
-    # paths into each work dir differ in length. mmdet's tools/train.py re-dumps the
-    # config with the keys it sets from its command line (RUN_KEYS), not compared.
+    # paths into each work dir differ in length. MMEngine's runner re-dumps the config
+    # with the keys mmdet's tools/train.py sets from its command line: not compared.
     with tempfile.TemporaryDirectory() as tmp:
         ours = Config.fromfile(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
     ours = ours.to_dict()
     theirs = replace_in_strings(Config.fromfile(osp.join(run_dir, 'config.py')).to_dict(),
                                 src, work)
-    for key in RUN_KEYS:
+    # a resumed run's re-dump has load_from=None whatever it started from
+    run_keys = RUN_KEYS + (('load_from',) if theirs.get('resume') else ())
+    for key in run_keys:
         ours.pop(key, None)
         theirs.pop(key, None)
     if ours != theirs:
