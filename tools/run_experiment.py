@@ -222,6 +222,15 @@ def replace_in_strings(obj, old: str, new: str):
     return obj
 
 
+def finished_run(run_dir: str):
+    """Test metrics and wall seconds of the run in ``run_dir``; None until it has both."""
+    metrics = latest_metrics(osp.join(run_dir, 'test'))
+    wall_file = osp.join(run_dir, 'wall_seconds.txt')
+    if metrics is None or not osp.exists(wall_file):
+        return None
+    return metrics, float(read(wall_file))
+
+
 def borrowed_baseline(args, seed: int, cfg: Config, work: str):
     """Metrics and wall time of the finished baseline of ``seed`` in ``--baseline-from``,
     after checking that it ran ``cfg`` (its split files, if any, standing in for ours
@@ -232,9 +241,8 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
     """
     src = osp.abspath(args.baseline_from)
     run_dir = osp.join(src, f'baseline_seed{seed}')
-    metrics = latest_metrics(osp.join(run_dir, 'test'))
-    wall_file = osp.join(run_dir, 'wall_seconds.txt')
-    if metrics is None or not osp.exists(wall_file):
+    finished = finished_run(run_dir)
+    if finished is None:
         raise SystemExit(f'--baseline-from: {run_dir} holds no finished baseline of seed '
                          f'{seed}; finish it there first (--models baseline)')
     for name in ('train_split.json', 'val_split.json') if args.val_fraction else ():
@@ -262,7 +270,7 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
         raise SystemExit(f'--baseline-from: the baseline in {run_dir} was trained with '
                          'another config than this command would use:\n'
                          + '\n'.join(list(diff)[:24]))
-    return metrics, float(read(wall_file))
+    return finished
 
 
 def main():
@@ -293,10 +301,10 @@ def main():
                 walls.setdefault(model, []).append(wall)
                 continue
             if model not in args.models:  # another process's: read it if finished
-                finished = latest_metrics(osp.join(run_dir, 'test'))
-                if finished is not None and osp.exists(wall_file):
-                    runs[model][seed] = finished
-                    walls.setdefault(model, []).append(float(read(wall_file)))
+                finished = finished_run(run_dir)
+                if finished is not None:
+                    runs[model][seed], wall = finished
+                    walls.setdefault(model, []).append(wall)
                 continue
             cfg_file = dump_run_config(build_config(args, model, ds),
                                        osp.join(run_dir, 'config.py'), seed)
