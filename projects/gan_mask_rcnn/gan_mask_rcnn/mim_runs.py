@@ -17,6 +17,9 @@ from datetime import datetime
 from typing import Dict, List, Optional
 
 MIM = [sys.executable, '-m', 'mim']
+# mim creates this folder on import without ``exist_ok``: two runs started at once
+# on a fresh machine race for it and one dies with FileExistsError.
+MIM_CACHE = osp.join(osp.expanduser('~'), '.cache', 'mim')
 
 
 def run_logged(cmd: List[str], log_file: str,
@@ -27,6 +30,7 @@ def run_logged(cmd: List[str], log_file: str,
         RuntimeError: naming the command and the log when it exits non-zero.
     """
     print('$', ' '.join(cmd), flush=True)
+    os.makedirs(MIM_CACHE, exist_ok=True)
     os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
     with open(log_file, 'a') as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
