@@ -32,7 +32,7 @@ def run_logged(cmd: List[str], log_file: str,
     print('$', ' '.join(cmd), flush=True)
     os.makedirs(MIM_CACHE, exist_ok=True)
     os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
-    with open(log_file, 'a') as log:
+    with open(log_file, 'a', buffering=1) as log:  # line-buffered: tail -f works
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
         for line in proc.stdout:
