@@ -95,6 +95,18 @@ def test_synthetic_set_is_generated_once_by_two_processes(tmp_path, monkeypatch)
     assert calls == [str(tmp_path / 'shapes')]
 
 
+def test_make_data_writes_the_set_the_runner_generates(tmp_path):
+    """`make data` (tools/generate_shapes.py defaults) and the runner's own
+    generation must give the same files: results of one are read beside the other."""
+    subprocess.run([sys.executable, f'{REPO}/tools/generate_shapes.py', '--out',
+                    str(tmp_path / 'cli')], check=True, capture_output=True)
+    exp['ensure_shapes'](str(tmp_path / 'runner'), 'annotations/val.json')
+    for split in ('train', 'val'):
+        cli, runner = (json.loads((tmp_path / d / 'annotations' / f'{split}.json')
+                                  .read_text()) for d in ('cli', 'runner'))
+        assert cli == runner
+
+
 def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path, monkeypatch):
     """Split files outside data_root (the runner writes them into its work dir):
     the dataloaders and the COCO evaluator must read those files, also when the work

@@ -96,8 +96,8 @@ def ensure_shapes(root: str, test_ann: str) -> None:
     os.makedirs(osp.dirname(root), exist_ok=True)
     with FileLock(root + '.lock'):
         if not osp.exists(osp.join(root, test_ann)):
-            # the set `make demo` writes (tools/demo.py defaults), so both commands share it
-            generate_splits(root, num_train=128, num_val=32, size=192)
+            # the set `make data` and `make demo` write, so the commands share it
+            generate_splits(root, num_train=128, num_val=32)
 
 
 def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):

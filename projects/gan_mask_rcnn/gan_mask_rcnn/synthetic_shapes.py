@@ -16,6 +16,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 
 SHAPE_CLASSES = ('ellipse', 'polygon', 'star', 'gear')
+# Image side of the set that `make data`, `make demo` and tools/run_experiment.py write.
+DEFAULT_SIZE = 192
 
 
 def _smooth_field(rng: np.random.Generator, size: int, scale: int) -> np.ndarray:
@@ -105,8 +107,8 @@ def render_image(rng: np.random.Generator, size: int, classes: Sequence[str],
             np.array([labels[i] for i in keep], np.int64))
 
 
-def generate_shapes(out_dir: str, num_images: int = 64, size: int = 256, seed: int = 0,
-                    split: str = 'train', num_classes: int = 4,
+def generate_shapes(out_dir: str, num_images: int = 64, size: int = DEFAULT_SIZE,
+                    seed: int = 0, split: str = 'train', num_classes: int = 4,
                     max_instances: int = 6) -> Dict:
     """Write ``<out_dir>/<split>/*.png`` and ``<out_dir>/annotations/<split>.json``.
 
@@ -153,7 +155,7 @@ def generate_shapes(out_dir: str, num_images: int = 64, size: int = 256, seed: i
     return coco
 
 
-def generate_splits(out_dir: str, num_train: int, num_val: int, size: int = 256,
+def generate_splits(out_dir: str, num_train: int, num_val: int, size: int = DEFAULT_SIZE,
                     seed: int = 0, **kwargs) -> Dict[str, Dict]:
     """Write the ``train`` and ``val`` splits (see :func:`generate_shapes`)."""
     return {split: generate_shapes(out_dir, num, size, seed, split, **kwargs)
