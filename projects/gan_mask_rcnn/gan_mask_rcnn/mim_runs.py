@@ -30,7 +30,6 @@ def run_logged(cmd: List[str], log_file: str,
         RuntimeError: naming the command and the log when it exits non-zero.
     """
     print('$', ' '.join(cmd), flush=True)
-    os.makedirs(MIM_CACHE, exist_ok=True)
     os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
     with open(log_file, 'a', buffering=1) as log:  # line-buffered: tail -f works
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -42,6 +41,12 @@ def run_logged(cmd: List[str], log_file: str,
         if proc.wait() != 0:
             raise RuntimeError(f'failed with exit code {proc.returncode}: {" ".join(cmd)} '
                                f'(log: {log_file})')
+
+
+def run_mim(args: List[str], log_file: str) -> None:
+    """Run ``mim <args>`` through :func:`run_logged`, its cache folder made first."""
+    os.makedirs(MIM_CACHE, exist_ok=True)
+    run_logged(MIM + args, log_file)
 
 
 def dump_run_config(cfg, cfg_file: str, seed: int) -> str:
@@ -66,8 +71,7 @@ def mim_train(cfg_file: str, work_dir: str, max_iters: int, log_file: str) -> st
     ckpt = osp.join(work_dir, f'iter_{max_iters}.pth')
     if not osp.exists(ckpt):
         resume = ['--resume'] if glob.glob(osp.join(work_dir, 'iter_*.pth')) else []
-        run_logged(MIM + ['train', 'mmdet', cfg_file, '--work-dir', work_dir] + resume,
-                   log_file)
+        run_mim(['train', 'mmdet', cfg_file, '--work-dir', work_dir] + resume, log_file)
     return ckpt
 
 
@@ -114,9 +118,9 @@ def mim_test(cfg_file: str, checkpoint: str, work_dir: str, log_file: str) -> Di
     metrics = latest_metrics(work_dir)
     if metrics is None:
         # the predictions are kept for tools/analysis/compare_models.py --work-dirs
-        run_logged(MIM + ['test', 'mmdet', cfg_file, '--checkpoint', checkpoint,
-                          '--work-dir', work_dir,
-                          '--out', osp.join(work_dir, 'predictions.pkl')], log_file)
+        run_mim(['test', 'mmdet', cfg_file, '--checkpoint', checkpoint,
+                 '--work-dir', work_dir, '--out', osp.join(work_dir, 'predictions.pkl')],
+                log_file)
         metrics = latest_metrics(work_dir)
     if metrics is None:
         raise RuntimeError(f'no metrics found under {work_dir} (log: {log_file})')
