@@ -18,7 +18,8 @@ from mmengine.config import Config
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train, run_logged
-from gan_mask_rcnn.synthetic_shapes import DEFAULT_SIZE, generate_splits
+from gan_mask_rcnn.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
+                                            generate_splits)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(
@@ -38,8 +39,8 @@ def parse_args():
     parser.add_argument('--size', type=int, default=DEFAULT_SIZE,
                         help='image side in pixels (data and network input)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-train', type=int, default=128)
-    parser.add_argument('--num-val', type=int, default=32)
+    parser.add_argument('--num-train', type=int, default=DEFAULT_NUM_TRAIN)
+    parser.add_argument('--num-val', type=int, default=DEFAULT_NUM_VAL)
     return parser.parse_args()
 
 

@@ -7,14 +7,15 @@ Example::
 import argparse
 import time
 
-from gan_mask_rcnn.synthetic_shapes import DEFAULT_SIZE, SHAPE_CLASSES, generate_splits
+from gan_mask_rcnn.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
+                                            SHAPE_CLASSES, generate_splits)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='data/shapes', help='output folder')
-    parser.add_argument('--num-train', type=int, default=128, help='train images')
-    parser.add_argument('--num-val', type=int, default=32, help='val images')
+    parser.add_argument('--num-train', type=int, default=DEFAULT_NUM_TRAIN, help='train images')
+    parser.add_argument('--num-val', type=int, default=DEFAULT_NUM_VAL, help='val images')
     parser.add_argument('--size', type=int, default=DEFAULT_SIZE, help='image side (px)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument('--num-classes', type=int, default=len(SHAPE_CLASSES),

@@ -97,7 +97,7 @@ def ensure_shapes(root: str, test_ann: str) -> None:
     with FileLock(root + '.lock'):
         if not osp.exists(osp.join(root, test_ann)):
             # the set `make data` and `make demo` write, so the commands share it
-            generate_splits(root, num_train=128, num_val=32)
+            generate_splits(root)
 
 
 def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):

@@ -16,8 +16,11 @@ import numpy as np
 import pycocotools.mask as mask_utils
 
 SHAPE_CLASSES = ('ellipse', 'polygon', 'star', 'gear')
-# Image side of the set that `make data`, `make demo` and tools/run_experiment.py write.
+# The set that `make data`, `make demo` and tools/run_experiment.py write: image side
+# and the image counts of its splits.
 DEFAULT_SIZE = 192
+DEFAULT_NUM_TRAIN = 128
+DEFAULT_NUM_VAL = 32
 
 
 def _smooth_field(rng: np.random.Generator, size: int, scale: int) -> np.ndarray:
@@ -155,7 +158,8 @@ def generate_shapes(out_dir: str, num_images: int = 64, size: int = DEFAULT_SIZE
     return coco
 
 
-def generate_splits(out_dir: str, num_train: int, num_val: int, size: int = DEFAULT_SIZE,
+def generate_splits(out_dir: str, num_train: int = DEFAULT_NUM_TRAIN,
+                    num_val: int = DEFAULT_NUM_VAL, size: int = DEFAULT_SIZE,
                     seed: int = 0, **kwargs) -> Dict[str, Dict]:
     """Write the ``train`` and ``val`` splits (see :func:`generate_shapes`)."""
     return {split: generate_shapes(out_dir, num, size, seed, split, **kwargs)
