@@ -116,13 +116,12 @@ class GANIterBasedTrainLoop(IterBasedTrainLoop):
         (model.module if is_model_wrapper(model) else model).set_gan_schedule(**schedule)
         self.runner.message_hub.update_scalar('train/adv_weight_scale',
                                               schedule['weight_scale'])
-        if schedule['adversarial']:
-            super().run_iter(data_batch)
-            return
-        # During the warm-up the discriminator's optimizer does not step while its
-        # lr schedule follows the iterations, as intended; PyTorch's warning that
-        # the scheduler stepped first (and would skip a value) does not apply.
         with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', category=UserWarning,
-                                    message=re.escape('Detected call of `scheduler.step()`'))
+            if not schedule['adversarial']:
+                # During the warm-up the discriminator's optimizer does not step while
+                # its lr schedule follows the iterations, as intended; PyTorch's warning
+                # that the scheduler stepped first (and would skip a value) does not apply.
+                warnings.filterwarnings(
+                    'ignore', category=UserWarning,
+                    message=re.escape('Detected call of `scheduler.step()`'))
             super().run_iter(data_batch)
