@@ -222,6 +222,39 @@ def replace_in_strings(obj, old: str, new: str):
     return obj
 
 
+def comparable_config(cfg_file: str, old: str = '', new: str = '') -> dict:
+    """The run config in ``cfg_file`` as a dict that two runs of the same config share:
+    paths into the run's work dir ``old`` replaced by ``new``, and without the keys
+    that mmdet's tools/train.py sets from its command line when MMEngine's runner
+    re-dumps the config (``work_dir``, ``launcher``, ``resume``; ``load_from`` of a
+    resumed run, which it sets to None whatever the run started from).
+
+    Compared as loaded dicts, not as text: the dumped text wraps lines by their
+    length, and the paths into two work dirs differ in length.
+    """
+    cfg = Config.fromfile(cfg_file).to_dict()
+    if old:
+        cfg = replace_in_strings(cfg, old, new)
+    for key in RUN_KEYS + (('load_from',) if cfg.get('resume') else ()):
+        cfg.pop(key, None)
+    return cfg
+
+
+def config_difference(a: dict, b: dict, name_a: str, name_b: str) -> str:
+    """The first lines of a unified diff of two ``comparable_config`` dicts; '' if equal.
+
+    A resumed run has no ``load_from`` to compare; it is then left out of both.
+    """
+    if ('load_from' in a) != ('load_from' in b):
+        a, b = ({k: v for k, v in c.items() if k != 'load_from'} for c in (a, b))
+    if a == b:
+        return ''
+    diff = difflib.unified_diff(Config(a).pretty_text.splitlines(),
+                                Config(b).pretty_text.splitlines(), name_a, name_b,
+                                n=2, lineterm='')
+    return '\n'.join(list(diff)[:24])
+
+
 def finished_run(run_dir: str):
     """Test metrics and wall seconds of the run in ``run_dir``; None until it has both."""
     metrics = latest_metrics(osp.join(run_dir, 'test'))
@@ -250,26 +283,13 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
         if not osp.exists(their_split) or read(their_split) != read(our_split):
             raise SystemExit(f'--baseline-from: {their_split} differs from {our_split} '
                              '(another --val-fraction or data set)')
-    # compared as loaded dicts: the dumped text wraps lines by their length, and the
-    # paths into each work dir differ in length. MMEngine's runner re-dumps the config
-    # with the keys mmdet's tools/train.py sets from its command line: not compared.
     with tempfile.TemporaryDirectory() as tmp:
-        ours = Config.fromfile(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
-    ours = ours.to_dict()
-    theirs = replace_in_strings(Config.fromfile(osp.join(run_dir, 'config.py')).to_dict(),
-                                src, work)
-    # a resumed run's re-dump has load_from=None whatever it started from
-    run_keys = RUN_KEYS + (('load_from',) if theirs.get('resume') else ())
-    for key in run_keys:
-        ours.pop(key, None)
-        theirs.pop(key, None)
-    if ours != theirs:
-        diff = difflib.unified_diff(Config(theirs).pretty_text.splitlines(),
-                                    Config(ours).pretty_text.splitlines(), run_dir,
-                                    'this command', n=2, lineterm='')
+        ours = comparable_config(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
+    theirs = comparable_config(osp.join(run_dir, 'config.py'), src, work)
+    difference = config_difference(theirs, ours, run_dir, 'this command')
+    if difference:
         raise SystemExit(f'--baseline-from: the baseline in {run_dir} was trained with '
-                         'another config than this command would use:\n'
-                         + '\n'.join(list(diff)[:24]))
+                         'another config than this command would use:\n' + difference)
     return finished
 
 
