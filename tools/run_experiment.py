@@ -25,6 +25,7 @@ import os
 import os.path as osp
 import tempfile
 import time
+from typing import List
 
 import numpy as np
 from filelock import FileLock
@@ -155,6 +156,24 @@ def describe_data(args) -> str:
     return '; '.join(parts)
 
 
+def metric_rows(table: dict, extra=None) -> List[str]:
+    """Markdown rows of a ``summarize`` table, one per metric: both sides
+    (mean ± sd), their difference, the per-seed differences, ``extra(row)``'s
+    cells if given, and the paired t-test."""
+
+    def cell(mean_std, sign=''):
+        mean, std = mean_std
+        return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
+
+    return [f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
+            f'{cell(row["diff"], "+")} | '
+            + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
+            + ''.join(f'{c} | ' for c in (extra(row) if extra else []))
+            + ('-' if row['paired_t'] is None else
+               '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |'
+            for key, row in table.items()]
+
+
 def to_markdown(table, args, walls, seeds):
     lines = [f'Dataset `{args.dataset}` ({describe_data(args)}), {args.iters} iterations, '
              f'seeds {seeds}, evaluated on '
@@ -169,16 +188,7 @@ def to_markdown(table, args, walls, seeds):
              '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
              '| paired t (p) |', '|---|---|---|---|---|---|']
 
-    def cell(mean_std, sign=''):
-        mean, std = mean_std
-        return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
-
-    for key, row in table.items():
-        lines.append(f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
-                     f'{cell(row["diff"], "+")} | '
-                     + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
-                     + ('-' if row['paired_t'] is None else
-                        '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |')
+    lines += metric_rows(table)
     lines += ['', 'mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
               'baseline over seeds, two-sided p. Mean wall time per '
               'run (train + test, 2-core CPU): '

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from run_experiment import (METRICS, comparable_config, config_difference,  # noqa: E402
-                            finished_run, read, summarize, write_atomic)
+                            finished_run, metric_rows, read, summarize,
+                            write_atomic)
 
 
 def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, dict]:
@@ -78,18 +79,7 @@ def to_markdown(table: Dict[str, dict], names: Sequence[str], seeds: List[int]) 
     a, b = names
     lines = [f'| metric | {a} | {b} | {b} - {a} | per seed {list(seeds)} | mean abs. '
              'difference | paired t (p) |', '|---|---|---|---|---|---|---|']
-
-    def cell(mean_std, sign=''):
-        mean, std = mean_std
-        return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
-
-    for key, row in table.items():
-        lines.append(f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
-                     f'{cell(row["diff"], "+")} | '
-                     + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values())
-                     + f' | {row["mean_abs"]:.1f} | '
-                     + ('-' if row['paired_t'] is None else
-                        '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |')
+    lines += metric_rows(table, extra=lambda row: [f'{row["mean_abs"]:.1f}'])
     lines += ['', 'AP in %, mean ± sample standard deviation over the seeds; the same '
               'config on both sides, so every difference is drift from float rounding.']
     return '\n'.join(lines) + '\n'
