@@ -140,12 +140,14 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     args = argparse.Namespace(dataset='shapes', iters=10, val_fraction=0.25,
                               image_scale=[288, 192], options={},
                               gan_options={'model.roi_head.max_disc_rois_per_img': 8},
-                              train_ann=train, test_ann=val, baseline_from=None)
+                              train_ann=train, test_ann=val, baseline_from=None,
+                              exact_resume=True)
     runs = {'baseline': {0: {'segm_mAP': 0.10}}, 'gan': {0: {'segm_mAP': 0.12}}}
     md = exp['to_markdown'](exp['summarize'](runs, [0]), args, {'gan': [60.0]}, [0])
     assert '(train 6 images, 128x128; evaluated 2 images, 128x128)' in md
     assert 'a held-out part of train. Images resized to fit 288x192.' in md
     assert 'GAN side: model.roi_head.max_disc_rois_per_img=8.' in md
+    assert 'Reseeded before every batch (`--exact-resume`).' in md
     assert '| segm_mAP | 10.0 | 12.0 | +2.0 | +2.0 | - |' in md
 
 
@@ -184,7 +186,7 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
         os.makedirs(work, exist_ok=True)
         args = argparse.Namespace(dataset='shapes', iters=20, val_fraction=0.25,
                                   image_scale=[288, 192], options={}, gan_options={},
-                                  baseline_from=src)
+                                  baseline_from=src, exact_resume=False)
         vars(args).update(kw)
         args.train_ann, args.test_ann = exp['carve_val'](
             shapes_root, 'annotations/train.json', args.val_fraction, work)
@@ -212,6 +214,7 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
     for kw, message in (({'iters': 30}, r'-\s+end=20,\n\+\s+end=30,'),
                         ({'options': {'optim_wrapper.optimizer.lr': 0.05}}, 'lr=0.05'),
                         ({'options': {'load_from': 'coco.pth'}}, r"\+load_from = 'coco.pth'"),
+                        ({'exact_resume': True}, "type='ReseedIterBasedTrainLoop'"),
                         ({'val_fraction': 0.5}, 'train_split.json differs')):
         other = str(tmp_path / f'other{len(message)}')
         args = setup(other, **kw)

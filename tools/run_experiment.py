@@ -16,7 +16,8 @@ adversarial side must not look at the test split); ``--gan-options`` changes GAN
 config keys, e.g. ``train_cfg.adv_start_iter=200 model.roi_head.mask_adv_weight=1.0``.
 ``--baseline-from`` reads the baselines of an earlier experiment that differs only
 in ``--gan-options`` (checked config by config), so a tuning step trains the GAN
-side only.
+side only. A resumed training is a valid training but, without ``--exact-resume``,
+not the uninterrupted one: MMEngine restarts the random stream on resume.
 """
 import argparse
 import difflib
@@ -72,6 +73,12 @@ def parse_args():
                    help='read the finished baselines of these seeds from this earlier '
                    'experiment instead of training them (its baseline configs must equal '
                    "this command's: same data, split, iterations, scale and --options)")
+    p.add_argument('--exact-resume', action='store_true',
+                   help='reseed from (seed, iteration) before every batch, so that a run '
+                   'cut off and resumed equals its uninterrupted run (without it, '
+                   'MMEngine restarts the random stream on resume: a valid but other '
+                   'training); changes the random draws, so such runs are not the '
+                   'same trainings as runs without it')
     return p.parse_args()
 
 
@@ -184,6 +191,8 @@ def to_markdown(table, args, walls, seeds):
                        for label, opts in (('Both sides', args.options),
                                            ('GAN side', args.gan_options)) if opts)
              + (f' Baselines read from `{args.baseline_from}`.' if args.baseline_from
+                else '')
+             + (' Reseeded before every batch (`--exact-resume`).' if args.exact_resume
                 else ''),
              '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
              '| paired t (p) |', '|---|---|---|---|---|---|']
@@ -218,6 +227,10 @@ def build_config(args, model: str, ds: dict) -> Config:
     cfg.merge_from_dict(args.options)
     if model == 'gan':
         cfg.merge_from_dict(args.gan_options)
+    if args.exact_resume:  # GANIterBasedTrainLoop reseeds as well
+        if model == 'baseline':
+            cfg.train_cfg.type = 'ReseedIterBasedTrainLoop'
+        cfg.train_cfg.reseed_every_iter = True
     return cfg
 
 

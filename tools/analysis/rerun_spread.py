@@ -2,21 +2,25 @@
 
 A paired GAN-minus-baseline difference can only be read against the spread that
 two runs of the *same* config already have. On a CPU that spread starts in the
-last bits: another machine's kernels, or oneDNN's without fused multiply-add
-(``ONEDNN_MAX_CPU_ISA=AVX``), round the same arithmetic differently, and training
-amplifies it. This tool reads the finished runs of one model in two
+last bits: another machine's kernels round the same arithmetic differently, and
+training amplifies it. On an AVX-512 machine the kernels of an AVX2 machine are
+approached by holding ATen, oneDNN and MKL to AVX2 (``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``); on an AVX2 machine
+``ONEDNN_MAX_CPU_ISA=AVX`` drops fused multiply-add from oneDNN's convolutions.
+This tool reads the finished runs of one model in two
 ``tools/run_experiment.py`` work directories, checks seed by seed that they ran
 the same config (as ``--baseline-from`` does), and writes per metric each side's
 mean, the per-seed difference second - first, its mean ± sample standard
 deviation, its mean absolute size and the paired t-test:
 ``rerun_spread.{json,md}`` in the second directory. Example::
 
-    python tools/run_experiment.py --dataset glas --seeds 0 1 2 --iters 400 \
-        --image-scale 288 192 --models baseline --work-dir work_dirs/rerun_native
-    ONEDNN_MAX_CPU_ISA=AVX python tools/run_experiment.py --dataset glas --seeds 0 1 2 \
-        --iters 400 --image-scale 288 192 --models baseline --work-dir work_dirs/rerun_avx
-    python tools/analysis/rerun_spread.py work_dirs/rerun_native work_dirs/rerun_avx \
-        --seeds 0 1 2 --names native AVX
+    python tools/run_experiment.py --dataset glas --seeds 0 1 --iters 400 \
+        --image-scale 288 192 --models baseline --work-dir work_dirs/rerun_avx512
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python tools/run_experiment.py --dataset glas --seeds 0 1 --iters 400 \
+        --image-scale 288 192 --models baseline --work-dir work_dirs/rerun_avx2
+    python tools/analysis/rerun_spread.py work_dirs/rerun_avx512 work_dirs/rerun_avx2 \
+        --seeds 0 1 --names AVX-512 AVX2
 """
 import argparse
 import json

@@ -15,6 +15,7 @@ from .gan_train_loop import GANIterBasedTrainLoop
 from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
 from .mask_discriminator import MaskDiscriminator
 from .prroi_extractor import PrRoIExtractor
+from .reseed_train_loop import ReseedIterBasedTrainLoop
 from .synthetic_shapes import SHAPE_CLASSES, generate_shapes
 
 allow_mmengine_checkpoint_types()
@@ -22,6 +23,6 @@ allow_mmengine_checkpoint_types()
 __version__ = '0.1.0'
 
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
-           'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop',
+           'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop', 'ReseedIterBasedTrainLoop',
            'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel', 'SHAPE_CLASSES',
            'generate_shapes', 'CocoBoundaryMetric', 'PrRoIExtractor']

@@ -11,42 +11,23 @@ and "N/2, stop, resume, N/2" equal tensor for tensor (``num_workers=0``).
 import logging
 import re
 import warnings
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import LOOPS
-from mmengine.runner import IterBasedTrainLoop
-from mmengine.runner.utils import set_random_seed
 
 from .gan_optim_wrapper_constructor import check_gan_optim_wrapper
+from .reseed_train_loop import ReseedIterBasedTrainLoop
 
 LOOP_KEYS = ('max_iters', 'val_begin', 'val_interval', 'dynamic_intervals',
              'adv_start_iter', 'd_steps', 'adv_weight_ramp_iters', 'reseed_every_iter')
 
 
-class _ReseedingIterator:
-    """Reseed Python, NumPy and torch from (seed, loop.iter) before each batch."""
-
-    def __init__(self, iterator: Iterator, loop: 'GANIterBasedTrainLoop', seed: int,
-                 diff_rank_seed: bool) -> None:
-        self._iterator = iterator
-        self._loop = loop
-        self._seed = seed
-        self._diff_rank_seed = diff_rank_seed
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Sequence[dict]:
-        set_random_seed((self._seed + self._loop.iter) % 2**31,
-                        diff_rank_seed=self._diff_rank_seed)
-        return next(self._iterator)
-
-
 @LOOPS.register_module()
-class GANIterBasedTrainLoop(IterBasedTrainLoop):
-    """``IterBasedTrainLoop`` with the GAN schedule.
+class GANIterBasedTrainLoop(ReseedIterBasedTrainLoop):
+    """``IterBasedTrainLoop`` with the GAN schedule (and ``ReseedIterBasedTrainLoop``'s
+    optional reseeding).
 
     Args:
         runner (Runner): The runner; its model must have ``set_gan_schedule``
@@ -81,15 +62,10 @@ class GANIterBasedTrainLoop(IterBasedTrainLoop):
         if not hasattr(model, 'set_gan_schedule'):
             raise TypeError('GANIterBasedTrainLoop needs a model with set_gan_schedule() '
                             f"(e.g. type='GANMaskRCNN'), got {type(model).__name__}")
-        super().__init__(runner, dataloader, max_iters, **kwargs)
+        super().__init__(runner, dataloader, max_iters, reseed_every_iter, **kwargs)
         self.adv_start_iter = adv_start_iter
         self.d_steps = d_steps
         self.adv_weight_ramp_iters = adv_weight_ramp_iters
-        if reseed_every_iter:
-            randomness = runner._randomness_cfg
-            self.dataloader_iterator = _ReseedingIterator(
-                self.dataloader_iterator, self, runner.seed,
-                randomness.get('diff_rank_seed', False))
 
     def gan_schedule(self, iteration: int) -> dict:
         """Keyword arguments of ``set_gan_schedule`` for a 0-based ``iteration``."""
