@@ -6,6 +6,7 @@
   CPU config of this project shrunk for seconds-long runs (128 px, few proposals).
 - ``tiny_checkpoint``: ``(config_file, checkpoint_file)`` of the baseline CPU config
   trained for a few iterations on ``shapes_root``, once per session.
+- ``train_with_resume(make_cfg, max_iters)``: train half the schedule, stop, resume.
 """
 import os
 import os.path as osp
@@ -50,6 +51,24 @@ def tiny_cfg(config, data_root, work_dir, max_iters=4, size=TINY_SIZE):
     cfg.work_dir = work_dir
     cfg.launcher = 'none'
     return cfg
+
+
+def train_with_resume(make_cfg, max_iters):
+    """Train ``max_iters // 2`` iterations, stop, then resume to ``max_iters``.
+
+    Args:
+        make_cfg (callable): Returns a fresh ``Config`` of the full schedule
+            (``max_iters`` iterations) in the same work dir on every call.
+        max_iters (int): Iterations of the full schedule (even).
+    """
+    from mmengine.runner import Runner
+    first = make_cfg()
+    first.train_cfg.max_iters = max_iters // 2  # same schedule, stopped half-way
+    first.default_hooks.checkpoint.interval = max_iters // 2
+    Runner.from_cfg(first).train()
+    second = make_cfg()
+    second.resume = True
+    Runner.from_cfg(second).train()
 
 
 @pytest.fixture(scope='session')

@@ -12,7 +12,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import CONFIGS, tiny_cfg
+from conftest import CONFIGS, tiny_cfg, train_with_resume
 from mmengine.config import Config
 from mmengine.optim import (DefaultOptimWrapperConstructor, OptimWrapperDict,
                             build_optim_wrapper)
@@ -278,13 +278,7 @@ def test_runner_with_plain_optim_wrapper_stops_before_training(shapes_root, tmp_
 def test_resume_equals_straight_run(straight_run, shapes_root, tmp_path):
     """N straight == N/2, stop, resume, N/2: weights, both optimizers, both schedulers."""
     work_dir = str(tmp_path)
-    first = gan_tiny_cfg(shapes_root, work_dir)
-    first.train_cfg.max_iters = N // 2  # same schedule, stopped half-way
-    first.default_hooks.checkpoint.interval = N // 2
-    _train(first)
-    second = gan_tiny_cfg(shapes_root, work_dir)
-    second.resume = True
-    _train(second)
+    train_with_resume(lambda: gan_tiny_cfg(shapes_root, work_dir), N)
     ours = torch.load(osp.join(work_dir, f'iter_{N}.pth'), map_location='cpu',
                       weights_only=False)
     ref = torch.load(straight_run[1], map_location='cpu', weights_only=False)

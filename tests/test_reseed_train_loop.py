@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import BASELINE_CPU, tiny_cfg
+from conftest import BASELINE_CPU, tiny_cfg, train_with_resume
 from mmengine.runner import Runner
 
 N = 2  # iterations; the resumed run stops after N // 2
@@ -30,13 +30,7 @@ def _straight_and_resumed(data_root, tmp_path, reseed):
     straight = str(tmp_path / f'straight_{reseed}')
     Runner.from_cfg(_cfg(data_root, straight, reseed)).train()
     resumed = str(tmp_path / f'resumed_{reseed}')
-    first = _cfg(data_root, resumed, reseed)
-    first.train_cfg.max_iters = N // 2  # same schedule, stopped half-way
-    first.default_hooks.checkpoint.interval = N // 2
-    Runner.from_cfg(first).train()
-    second = _cfg(data_root, resumed, reseed)
-    second.resume = True
-    Runner.from_cfg(second).train()
+    train_with_resume(lambda: _cfg(data_root, resumed, reseed), N)
     return _weights(straight), _weights(resumed)
 
 
