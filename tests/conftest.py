@@ -7,7 +7,9 @@
 - ``tiny_checkpoint``: ``(config_file, checkpoint_file)`` of the baseline CPU config
   trained for a few iterations on ``shapes_root``, once per session.
 - ``train_with_resume(make_cfg, max_iters)``: train half the schedule, stop, resume.
+- ``fake_run(work, seed, segm, lr, model)``: a finished ``tools/run_experiment.py`` run.
 """
+import json
 import os
 import os.path as osp
 import sys
@@ -51,6 +53,25 @@ def tiny_cfg(config, data_root, work_dir, max_iters=4, size=TINY_SIZE):
     cfg.work_dir = work_dir
     cfg.launcher = 'none'
     return cfg
+
+
+def fake_run(work, seed, segm, lr=0.02, model='baseline'):
+    """Write a finished ``tools/run_experiment.py`` run ``<work>/<model>_seed<seed>``:
+    its re-dumped config (paths into its own dir, its seed, SGD at ``lr``), test
+    metrics (``segm_mAP`` = ``segm``, ``bbox_mAP`` = 0.1) and wall time.
+
+    Args:
+        work (pathlib.Path): The experiment's work dir.
+    """
+    run = work / f'{model}_seed{seed}'
+    (run / 'test' / 'stamp').mkdir(parents=True)
+    (run / 'config.py').write_text(
+        f"work_dir = '{run}'\nlauncher = 'none'\nrandomness = dict(seed={seed})\n"
+        f"optim_wrapper = dict(optimizer=dict(type='SGD', lr={lr}))\n"
+        f"test_evaluator = dict(outfile_prefix='{run}/test/coco')\n")
+    (run / 'test' / 'stamp' / 'stamp.json').write_text(json.dumps(
+        {'coco/segm_mAP': segm, 'coco/bbox_mAP': 0.1, 'step': 20}) + '\n')
+    (run / 'wall_seconds.txt').write_text('60\n')
 
 
 def train_with_resume(make_cfg, max_iters):

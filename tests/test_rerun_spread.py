@@ -8,24 +8,10 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, fake_run
 
 TOOL = f'{REPO}/tools/analysis/rerun_spread.py'
 spread = runpy.run_path(TOOL, run_name='rerun_spread')
-
-
-def fake_run(work, seed, segm, lr=0.02, model='baseline'):
-    """A finished run_experiment run: its re-dumped config (paths into its own work
-    dir), test metrics and wall time."""
-    run = work / f'{model}_seed{seed}'
-    (run / 'test' / 'stamp').mkdir(parents=True)
-    (run / 'config.py').write_text(
-        f"work_dir = '{run}'\nlauncher = 'none'\n"
-        f"optim_wrapper = dict(optimizer=dict(type='SGD', lr={lr}))\n"
-        f"test_evaluator = dict(outfile_prefix='{run}/test/coco')\n")
-    (run / 'test' / 'stamp' / 'stamp.json').write_text(json.dumps(
-        {'coco/segm_mAP': segm, 'coco/bbox_mAP': 0.1, 'step': 20}) + '\n')
-    (run / 'wall_seconds.txt').write_text('60\n')
 
 
 def test_differences_against_hand_computed_values(tmp_path):

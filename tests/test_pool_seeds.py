@@ -1,0 +1,73 @@
+"""Pooling the paired seeds of several run_experiment work dirs: statistics against
+hand-computed values, the config and seed checks, bad input."""
+import json
+import math
+import runpy
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, fake_run
+
+pool = runpy.run_path(f'{REPO}/tools/analysis/pool_seeds.py', run_name='pool_seeds')
+
+
+def fake_pair(work, seed, base, gan, lr=0.02):
+    fake_run(work, seed, base, lr)
+    fake_run(work, seed, gan, lr, model='gan')
+
+
+def test_pools_seeds_of_two_dirs_against_hand_computed_values(tmp_path):
+    a, b = tmp_path / 'a', tmp_path / 'a_longer_name'  # paths wrap differently
+    fake_pair(a, 0, 0.20, 0.22)  # GAN - baseline: +2, -1, +5 AP
+    fake_pair(a, 1, 0.30, 0.29)
+    fake_pair(b, 7, 0.25, 0.30)
+    fake_run(b, 8, 0.25)  # its GAN run never finished: not pooled
+    runs, seeds = pool['load_pooled']([str(a), str(b)])
+    assert seeds == [0, 1, 7]
+    row = pool['summarize'](runs, seeds)['segm_mAP']
+    # mean 2, sample sd sqrt(((0)^2 + 3^2 + 3^2) / 2) = 3, t = 2 / (3 / sqrt(3))
+    assert row['diff'][0] == pytest.approx(2.0)
+    assert row['diff'][1] == pytest.approx(3.0)
+    assert row['per_seed'] == {'0': pytest.approx(2), '1': pytest.approx(-1),
+                               '7': pytest.approx(5)}
+    assert row['paired_t'][0] == pytest.approx(2 / (3 / math.sqrt(3)))
+    assert row['baseline'][0] == pytest.approx(25.0)
+
+
+def test_refuses_a_seed_in_two_dirs(tmp_path):
+    fake_pair(tmp_path / 'a', 0, 0.2, 0.2)
+    fake_pair(tmp_path / 'b', 0, 0.2, 0.2)
+    with pytest.raises(SystemExit, match='seed 0 is in .* pool each seed once'):
+        pool['load_pooled']([str(tmp_path / 'a'), str(tmp_path / 'b')])
+
+
+def test_refuses_another_config(tmp_path):
+    fake_pair(tmp_path / 'a', 0, 0.2, 0.2)
+    fake_pair(tmp_path / 'b', 1, 0.2, 0.2, lr=0.01)
+    with pytest.raises(SystemExit, match=r'trained another config(.|\n)*lr'):
+        pool['load_pooled']([str(tmp_path / 'a'), str(tmp_path / 'b')])
+
+
+def test_refuses_a_dir_without_finished_pairs_and_other_splits(tmp_path):
+    fake_pair(tmp_path / 'a', 0, 0.2, 0.2)
+    fake_run(tmp_path / 'b', 1, 0.2, model='gan')
+    with pytest.raises(SystemExit, match='no seed with both runs finished'):
+        pool['load_pooled']([str(tmp_path / 'a'), str(tmp_path / 'b')])
+    fake_pair(tmp_path / 'c', 2, 0.2, 0.2)
+    (tmp_path / 'c' / 'train_split.json').write_text('{}')
+    with pytest.raises(SystemExit, match='train_split.json differs'):
+        pool['load_pooled']([str(tmp_path / 'a'), str(tmp_path / 'c')])
+
+
+def test_command_line_writes_pooled_table(tmp_path):
+    fake_pair(tmp_path / 'a', 0, 0.20, 0.22)
+    fake_pair(tmp_path / 'b', 1, 0.30, 0.29)
+    out = tmp_path / 'out'
+    subprocess.run([sys.executable, f'{REPO}/tools/analysis/pool_seeds.py',
+                    str(tmp_path / 'a'), str(tmp_path / 'b'), '--out', str(out)],
+                   check=True, capture_output=True)
+    assert '| segm_mAP | 25.0 ± 7.1 | 25.5 ± 4.9 | +0.5 ± 2.1 | +2.0, -1.0 |' in (
+        out / 'pooled.md').read_text()
+    assert json.loads((out / 'pooled.json').read_text())['seeds'] == [0, 1]
