@@ -57,7 +57,8 @@ def test_refuses_a_dir_without_finished_pairs_and_other_splits(tmp_path):
         pool['load_pooled']([str(tmp_path / 'a'), str(tmp_path / 'b')])
     fake_pair(tmp_path / 'c', 2, 0.2, 0.2)
     (tmp_path / 'c' / 'train_split.json').write_text('{}')
-    with pytest.raises(SystemExit, match='train_split.json differs'):
+    with pytest.raises(SystemExit, match=r'a/train_split.json and .*c/train_split.json '
+                                         'differ: the runs were evaluated on other splits'):
         pool['load_pooled']([str(tmp_path / 'a'), str(tmp_path / 'c')])
 
 

@@ -12,8 +12,8 @@ from mmengine.runner import Runner
 N = 2  # iterations; the resumed run stops after N // 2
 
 
-def _cfg(data_root, work_dir, reseed, max_iters=N):
-    cfg = tiny_cfg(BASELINE_CPU, data_root, work_dir, max_iters)
+def _cfg(data_root, work_dir, reseed):
+    cfg = tiny_cfg(BASELINE_CPU, data_root, work_dir, N)
     if reseed:
         cfg.train_cfg.update(type='ReseedIterBasedTrainLoop', reseed_every_iter=True)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None

@@ -181,6 +181,17 @@ def metric_rows(table: dict, extra=None) -> List[str]:
             for key, row in table.items()]
 
 
+PAIRED_NOTE = ('mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
+               'baseline over seeds, two-sided p.')
+
+
+def paired_table(table: dict) -> List[str]:
+    """Markdown header and rows of a ``summarize`` table (baseline, GAN, their
+    difference, per seed and the paired t-test); ``PAIRED_NOTE`` explains it."""
+    return ['| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
+            '| paired t (p) |', '|---|---|---|---|---|---|'] + metric_rows(table)
+
+
 def to_markdown(table, args, walls, seeds):
     lines = [f'Dataset `{args.dataset}` ({describe_data(args)}), {args.iters} iterations, '
              f'seeds {seeds}, evaluated on '
@@ -194,13 +205,9 @@ def to_markdown(table, args, walls, seeds):
                 else '')
              + (' Reseeded before every batch (`--exact-resume`).' if args.exact_resume
                 else ''),
-             '', '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
-             '| paired t (p) |', '|---|---|---|---|---|---|']
-
-    lines += metric_rows(table)
-    lines += ['', 'mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
-              'baseline over seeds, two-sided p. Mean wall time per '
-              'run (train + test, 2-core CPU): '
+             '']
+    lines += paired_table(table)
+    lines += ['', PAIRED_NOTE + ' Mean wall time per run (train + test, 2-core CPU): '
               + ', '.join(f'{k} {np.mean(v) / 60:.1f} min' for k, v in walls.items())]
     return '\n'.join(lines) + '\n'
 
@@ -285,6 +292,18 @@ def finished_run(run_dir: str):
     if metrics is None or not osp.exists(wall_file):
         return None
     return metrics, float(read(wall_file))
+
+
+def check_same_splits(work_dirs: List[str]) -> None:
+    """Stop unless the work dirs hold the same held-out split files (or none)."""
+    first = work_dirs[0]
+    for name in ('train_split.json', 'val_split.json'):
+        for other in work_dirs[1:]:
+            paths = [osp.join(d, name) for d in (first, other)]
+            texts = [read(p) if osp.exists(p) else None for p in paths]
+            if texts[0] != texts[1]:
+                raise SystemExit(f'{paths[0]} and {paths[1]} differ: the runs were '
+                                 'evaluated on other splits')
 
 
 def borrowed_baseline(args, seed: int, cfg: Config, work: str):

@@ -22,21 +22,26 @@ import sys
 from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from run_experiment import (comparable_config, config_difference,  # noqa: E402
-                            finished_run, metric_rows, read, summarize, write_atomic)
+from run_experiment import (PAIRED_NOTE, check_same_splits,  # noqa: E402
+                            comparable_config, config_difference, finished_run,
+                            paired_table, summarize, write_atomic)
 
 MODELS = ('baseline', 'gan')
 
 
-def finished_seeds(work_dir: str) -> List[int]:
-    """Seeds of ``work_dir`` whose baseline and GAN runs have both finished."""
-    seeds = set()
+def finished_pairs(work_dir: str) -> Dict[int, Dict[str, dict]]:
+    """``{seed: {model: test metrics}}`` of the seeds of ``work_dir`` whose baseline
+    and GAN runs have both finished."""
+    pairs = {}
     for run_dir in glob.glob(osp.join(work_dir, 'baseline_seed*')):
         match = re.fullmatch(r'baseline_seed(\d+)', osp.basename(run_dir))
-        if match and all(finished_run(osp.join(work_dir, f'{m}_seed{match[1]}'))
-                         for m in MODELS):
-            seeds.add(int(match[1]))
-    return sorted(seeds)
+        if not match:
+            continue
+        finished = {m: finished_run(osp.join(work_dir, f'{m}_seed{match[1]}'))
+                    for m in MODELS}
+        if all(finished.values()):
+            pairs[int(match[1])] = {m: f[0] for m, f in finished.items()}
+    return pairs
 
 
 def seedless_config(run_dir: str, ref_dir: str) -> dict:
@@ -56,44 +61,36 @@ def load_pooled(work_dirs: Sequence[str]) -> Tuple[Dict[str, dict], List[int]]:
         (the layout of ``run_experiment.summarize``) and the sorted seeds.
     """
     dirs = [osp.abspath(d) for d in work_dirs]
-    for name in ('train_split.json', 'val_split.json'):
-        texts = {read(osp.join(d, name)) if osp.exists(osp.join(d, name)) else None
-                 for d in dirs}
-        if len(texts) > 1:
-            raise SystemExit(f'{name} differs between the work dirs: their runs were '
-                             'evaluated on other splits')
+    check_same_splits(dirs)
     runs = {m: {} for m in MODELS}
-    owner, refs = {}, {}
+    owner, refs = {}, {}  # refs: model -> (run dir, its seedless config)
     for work in dirs:
-        seeds = finished_seeds(work)
-        if not seeds:
+        pairs = finished_pairs(work)
+        if not pairs:
             raise SystemExit(f'{work} holds no seed with both runs finished (test metrics '
                              'and wall_seconds.txt): finish them with run_experiment.py')
-        for seed in seeds:
+        for seed, metrics in sorted(pairs.items()):
             if seed in owner:
                 raise SystemExit(f'seed {seed} is in {owner[seed]} and in {work}: pool '
                                  'each seed once (leave one dir out or move the runs)')
             owner[seed] = work
             for model in MODELS:
                 run_dir = osp.join(work, f'{model}_seed{seed}')
-                ref_dir = refs.setdefault(model, run_dir)
-                difference = config_difference(seedless_config(ref_dir, ref_dir),
-                                               seedless_config(run_dir, ref_dir),
+                if model not in refs:
+                    refs[model] = run_dir, seedless_config(run_dir, run_dir)
+                ref_dir, ref_cfg = refs[model]
+                difference = config_difference(ref_cfg, seedless_config(run_dir, ref_dir),
                                                ref_dir, run_dir)
                 if difference:
                     raise SystemExit(f'{run_dir} trained another config than {ref_dir}, '
                                      f'so their seeds do not pool:\n{difference}')
-                runs[model][seed] = finished_run(run_dir)[0]
+                runs[model][seed] = metrics[model]
     return runs, sorted(owner)
 
 
 def to_markdown(table: dict, work_dirs: Sequence[str], seeds: List[int]) -> str:
-    lines = [f'Seeds {seeds} pooled from {", ".join(f"`{d}`" for d in work_dirs)}.', '',
-             '| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
-             '| paired t (p) |', '|---|---|---|---|---|---|']
-    lines += metric_rows(table)
-    lines += ['', 'mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
-              'baseline over seeds, two-sided p.']
+    lines = [f'Seeds {seeds} pooled from {", ".join(f"`{d}`" for d in work_dirs)}.', '']
+    lines += paired_table(table) + ['', PAIRED_NOTE]
     return '\n'.join(lines) + '\n'
 
 

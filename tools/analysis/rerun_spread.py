@@ -31,9 +31,9 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from run_experiment import (METRICS, comparable_config, config_difference,  # noqa: E402
-                            finished_run, metric_rows, read, summarize,
-                            write_atomic)
+from run_experiment import (METRICS, check_same_splits,  # noqa: E402
+                            comparable_config, config_difference, finished_run,
+                            metric_rows, summarize, write_atomic)
 
 
 def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, dict]:
@@ -45,12 +45,7 @@ def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, d
         metrics of the second}}``, the layout of ``run_experiment.summarize``.
     """
     first, second = (osp.abspath(d) for d in dirs)
-    for name in ('train_split.json', 'val_split.json'):
-        paths = [osp.join(d, name) for d in (first, second)]
-        present = [osp.exists(p) for p in paths]
-        if any(present) and (not all(present) or read(paths[0]) != read(paths[1])):
-            raise SystemExit(f'{paths[0]} and {paths[1]} differ: the runs were evaluated '
-                             'on other splits')
+    check_same_splits([first, second])
     runs = {'baseline': {}, 'gan': {}}
     for seed in seeds:
         run_dirs = [osp.join(d, f'{model}_seed{seed}') for d in (first, second)]
