@@ -20,22 +20,21 @@ side only. A resumed training is a valid training but, without ``--exact-resume`
 not the uninterrupted one: MMEngine restarts the random stream on resume.
 """
 import argparse
-import difflib
 import json
 import os
 import os.path as osp
 import tempfile
 import time
-from typing import List
 
 import numpy as np
 from filelock import FileLock
-from scipy import stats
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.mim_runs import (dump_run_config, latest_metrics, mim_test, mim_train,
-                                     train_wall_seconds)
+from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
+from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train, train_wall_seconds
+from gan_mask_rcnn.run_records import (SPLIT_FILES, comparable_config, config_difference,
+                                       finished_run, read, write_atomic)
 from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -45,10 +44,6 @@ DATASETS = dict(
               train='annotations/train.json', test='annotations/test.json'),
     shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
                 train='annotations/train.json', test='annotations/val.json'))
-# set by `mim train mmdet` (mmdet's tools/train.py: --work-dir, --launcher, --resume)
-RUN_KEYS = ('work_dir', 'launcher', 'resume')
-METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
-           'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
 
 
 def parse_args():
@@ -82,21 +77,6 @@ def parse_args():
     return p.parse_args()
 
 
-def read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: the two
-    processes of one seed (``--models``) rewrite the split and result files while the
-    other's training or test may be reading them, and must never see half a file."""
-    tmp = f'{path}.{os.getpid()}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def ensure_shapes(root: str, test_ann: str) -> None:
     """Generate the synthetic set under ``root`` unless ``test_ann`` (written last) is
     there; under a file lock, so that the two processes of a seed that both find it
@@ -124,30 +104,6 @@ def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):
     return paths['train'], paths['val']
 
 
-def summarize(runs, seeds):
-    """Mean/std per model and the paired difference for every metric present."""
-    table = {}
-    for key in METRICS:
-        if not all(key in runs[m][s] for m in ('baseline', 'gan') for s in seeds):
-            continue
-        base = np.array([100 * runs['baseline'][s][key] for s in seeds])
-        gan = np.array([100 * runs['gan'][s][key] for s in seeds])
-        diff = gan - base
-        # a sample standard deviation needs two seeds; None (JSON null) for one
-        std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else None)
-        # paired t-test over seeds (two-sided); undefined for one seed or equal diffs
-        paired = None
-        if len(seeds) > 1 and diff.std() > 0:
-            test = stats.ttest_rel(gan, base)
-            paired = [float(test.statistic), float(test.pvalue)]
-        table[key] = dict(baseline=[float(base.mean()), std(base)],
-                          gan=[float(gan.mean()), std(gan)],
-                          diff=[float(diff.mean()), std(diff)],
-                          per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())),
-                          paired_t=paired)
-    return table
-
-
 def describe_data(args) -> str:
     """Image counts and sizes of the annotations trained and evaluated on (the
     held-out split's with ``--val-fraction``), e.g. for the shapes set, which other
@@ -161,35 +117,6 @@ def describe_data(args) -> str:
         parts.append(f'{split} {len(images)} images, '
                      + (sizes[0] if len(sizes) == 1 else f'{len(sizes)} sizes'))
     return '; '.join(parts)
-
-
-def metric_rows(table: dict, extra=None) -> List[str]:
-    """Markdown rows of a ``summarize`` table, one per metric: both sides
-    (mean ± sd), their difference, the per-seed differences, ``extra(row)``'s
-    cells if given, and the paired t-test."""
-
-    def cell(mean_std, sign=''):
-        mean, std = mean_std
-        return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
-
-    return [f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
-            f'{cell(row["diff"], "+")} | '
-            + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
-            + ''.join(f'{c} | ' for c in (extra(row) if extra else []))
-            + ('-' if row['paired_t'] is None else
-               '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |'
-            for key, row in table.items()]
-
-
-PAIRED_NOTE = ('mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
-               'baseline over seeds, two-sided p.')
-
-
-def paired_table(table: dict) -> List[str]:
-    """Markdown header and rows of a ``summarize`` table (baseline, GAN, their
-    difference, per seed and the paired t-test); ``PAIRED_NOTE`` explains it."""
-    return ['| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
-            '| paired t (p) |', '|---|---|---|---|---|---|'] + metric_rows(table)
 
 
 def to_markdown(table, args, walls, seeds):
@@ -241,71 +168,6 @@ def build_config(args, model: str, ds: dict) -> Config:
     return cfg
 
 
-def replace_in_strings(obj, old: str, new: str):
-    """``obj`` (nested dicts, lists, tuples) with ``old`` replaced by ``new`` in every string."""
-    if isinstance(obj, str):
-        return obj.replace(old, new)
-    if isinstance(obj, dict):
-        return {k: replace_in_strings(v, old, new) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(replace_in_strings(v, old, new) for v in obj)
-    return obj
-
-
-def comparable_config(cfg_file: str, old: str = '', new: str = '') -> dict:
-    """The run config in ``cfg_file`` as a dict that two runs of the same config share:
-    paths into the run's work dir ``old`` replaced by ``new``, and without the keys
-    that mmdet's tools/train.py sets from its command line when MMEngine's runner
-    re-dumps the config (``work_dir``, ``launcher``, ``resume``; ``load_from`` of a
-    resumed run, which it sets to None whatever the run started from).
-
-    Compared as loaded dicts, not as text: the dumped text wraps lines by their
-    length, and the paths into two work dirs differ in length.
-    """
-    cfg = Config.fromfile(cfg_file).to_dict()
-    if old:
-        cfg = replace_in_strings(cfg, old, new)
-    for key in RUN_KEYS + (('load_from',) if cfg.get('resume') else ()):
-        cfg.pop(key, None)
-    return cfg
-
-
-def config_difference(a: dict, b: dict, name_a: str, name_b: str) -> str:
-    """The first lines of a unified diff of two ``comparable_config`` dicts; '' if equal.
-
-    A resumed run has no ``load_from`` to compare; it is then left out of both.
-    """
-    if ('load_from' in a) != ('load_from' in b):
-        a, b = ({k: v for k, v in c.items() if k != 'load_from'} for c in (a, b))
-    if a == b:
-        return ''
-    diff = difflib.unified_diff(Config(a).pretty_text.splitlines(),
-                                Config(b).pretty_text.splitlines(), name_a, name_b,
-                                n=2, lineterm='')
-    return '\n'.join(list(diff)[:24])
-
-
-def finished_run(run_dir: str):
-    """Test metrics and wall seconds of the run in ``run_dir``; None until it has both."""
-    metrics = latest_metrics(osp.join(run_dir, 'test'))
-    wall_file = osp.join(run_dir, 'wall_seconds.txt')
-    if metrics is None or not osp.exists(wall_file):
-        return None
-    return metrics, float(read(wall_file))
-
-
-def check_same_splits(work_dirs: List[str]) -> None:
-    """Stop unless the work dirs hold the same held-out split files (or none)."""
-    first = work_dirs[0]
-    for name in ('train_split.json', 'val_split.json'):
-        for other in work_dirs[1:]:
-            paths = [osp.join(d, name) for d in (first, other)]
-            texts = [read(p) if osp.exists(p) else None for p in paths]
-            if texts[0] != texts[1]:
-                raise SystemExit(f'{paths[0]} and {paths[1]} differ: the runs were '
-                                 'evaluated on other splits')
-
-
 def borrowed_baseline(args, seed: int, cfg: Config, work: str):
     """Metrics and wall time of the finished baseline of ``seed`` in ``--baseline-from``,
     after checking that it ran ``cfg`` (its split files, if any, standing in for ours
@@ -320,7 +182,7 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
     if finished is None:
         raise SystemExit(f'--baseline-from: {run_dir} holds no finished baseline of seed '
                          f'{seed}; finish it there first (--models baseline)')
-    for name in ('train_split.json', 'val_split.json') if args.val_fraction else ():
+    for name in SPLIT_FILES if args.val_fraction else ():
         our_split, their_split = osp.join(work, name), osp.join(src, name)
         if not osp.exists(their_split) or read(their_split) != read(our_split):
             raise SystemExit(f'--baseline-from: {their_split} differs from {our_split} '

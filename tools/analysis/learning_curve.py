@@ -27,10 +27,8 @@ from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from run_experiment import METRICS, summarize  # noqa: E402
-
-from gan_mask_rcnn.mim_runs import mim_test  # noqa: E402
+from gan_mask_rcnn.experiment_tables import METRICS, summarize
+from gan_mask_rcnn.mim_runs import mim_test
 
 MODELS = ('baseline', 'gan')
 
@@ -58,14 +56,14 @@ def paired_checkpoints(work_dir: str, seeds: List[int], iters: Optional[List[int
 
 def curve_table(metrics: Dict[int, Dict[str, Dict[int, dict]]],
                 seeds: List[int]) -> Dict[int, dict]:
-    """``run_experiment.summarize`` at each iteration: ``{iteration: {metric: row}}``."""
+    """``experiment_tables.summarize`` at each iteration: ``{iteration: {metric: row}}``."""
     return {k: summarize(runs, seeds) for k, runs in sorted(metrics.items())}
 
 
 def window_average(metrics: Dict[int, Dict[str, Dict[int, dict]]], seeds: List[int],
                    start: int) -> Tuple[List[int], dict]:
     """Per run, the mean of its evaluations at iterations >= ``start``; then
-    ``run_experiment.summarize`` over the seeds.
+    ``experiment_tables.summarize`` over the seeds.
 
     Returns:
         tuple: The iterations averaged, and ``{metric: row}`` (with the paired

@@ -18,13 +18,11 @@ import json
 import os
 import os.path as osp
 import re
-import sys
 from typing import Dict, List, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from run_experiment import (PAIRED_NOTE, check_same_splits,  # noqa: E402
-                            comparable_config, config_difference, finished_run,
-                            paired_table, summarize, write_atomic)
+from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
+from gan_mask_rcnn.run_records import (check_same_splits, comparable_config,
+                                       config_difference, finished_run, write_atomic)
 
 MODELS = ('baseline', 'gan')
 
@@ -58,7 +56,7 @@ def load_pooled(work_dirs: Sequence[str]) -> Tuple[Dict[str, dict], List[int]]:
 
     Returns:
         tuple[dict, list[int]]: ``{'baseline': {seed: metrics}, 'gan': {...}}``
-        (the layout of ``run_experiment.summarize``) and the sorted seeds.
+        (the layout of ``experiment_tables.summarize``) and the sorted seeds.
     """
     dirs = [osp.abspath(d) for d in work_dirs]
     check_same_splits(dirs)

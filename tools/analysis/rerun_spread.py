@@ -25,15 +25,13 @@ deviation, its mean absolute size and the paired t-test:
 import argparse
 import json
 import os.path as osp
-import sys
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from run_experiment import (METRICS, check_same_splits,  # noqa: E402
-                            comparable_config, config_difference, finished_run,
-                            metric_rows, summarize, write_atomic)
+from gan_mask_rcnn.experiment_tables import METRICS, metric_rows, summarize
+from gan_mask_rcnn.run_records import (check_same_splits, comparable_config,
+                                       config_difference, finished_run, write_atomic)
 
 
 def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, dict]:
@@ -42,7 +40,7 @@ def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, d
 
     Returns:
         dict: ``{'baseline': {seed: metrics of the first dir}, 'gan': {seed:
-        metrics of the second}}``, the layout of ``run_experiment.summarize``.
+        metrics of the second}}``, the layout of ``experiment_tables.summarize``.
     """
     first, second = (osp.abspath(d) for d in dirs)
     check_same_splits([first, second])
@@ -65,7 +63,7 @@ def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, d
 
 
 def spread_table(runs: Dict[str, dict], seeds: List[int]) -> Dict[str, dict]:
-    """``run_experiment.summarize`` of the two sides plus ``mean_abs``, the mean
+    """``experiment_tables.summarize`` of the two sides plus ``mean_abs``, the mean
     absolute per-seed difference, per metric (AP in %)."""
     table = summarize(runs, seeds)
     for row in table.values():

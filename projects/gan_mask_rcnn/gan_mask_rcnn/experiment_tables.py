@@ -1,0 +1,78 @@
+"""Seed statistics of a baseline vs GAN experiment and their Markdown rows.
+
+Shared by ``tools/run_experiment.py`` and the tools that re-tabulate its runs
+(``tools/analysis/{rerun_spread,pool_seeds,learning_curve}.py``): per model the
+mean and sample standard deviation over seeds, the paired GAN - baseline
+difference per seed, its mean and sd, and the paired t-test.
+"""
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from scipy import stats
+
+METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
+           'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
+PAIRED_NOTE = ('mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
+               'baseline over seeds, two-sided p.')
+
+
+def summarize(runs: Dict[str, Dict[int, dict]], seeds: Sequence[int]) -> Dict[str, dict]:
+    """Mean/std per model and the paired difference for every metric present.
+
+    Args:
+        runs (dict): ``{'baseline': {seed: metrics}, 'gan': {seed: metrics}}``,
+            metrics as fractions (COCO's 0-1 scale).
+        seeds (Sequence[int]): The seeds to tabulate; both models must have them.
+
+    Returns:
+        dict: Per metric key of ``METRICS`` that every run has: ``baseline``,
+        ``gan`` and ``diff`` as ``[mean, sd]`` in AP points (sd None for one seed),
+        ``per_seed`` ``{str(seed): diff}`` and ``paired_t`` ``[t, p]`` (None for one
+        seed or a constant difference).
+    """
+    table = {}
+    for key in METRICS:
+        if not all(key in runs[m][s] for m in ('baseline', 'gan') for s in seeds):
+            continue
+        base = np.array([100 * runs['baseline'][s][key] for s in seeds])
+        gan = np.array([100 * runs['gan'][s][key] for s in seeds])
+        diff = gan - base
+        # a sample standard deviation needs two seeds; None (JSON null) for one
+        std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else None)
+        # paired t-test over seeds (two-sided); undefined for one seed or equal diffs
+        paired = None
+        if len(seeds) > 1 and diff.std() > 0:
+            test = stats.ttest_rel(gan, base)
+            paired = [float(test.statistic), float(test.pvalue)]
+        table[key] = dict(baseline=[float(base.mean()), std(base)],
+                          gan=[float(gan.mean()), std(gan)],
+                          diff=[float(diff.mean()), std(diff)],
+                          per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())),
+                          paired_t=paired)
+    return table
+
+
+def metric_rows(table: Dict[str, dict],
+                extra: Optional[Callable[[dict], List[str]]] = None) -> List[str]:
+    """Markdown rows of a ``summarize`` table, one per metric: both sides
+    (mean ± sd), their difference, the per-seed differences, ``extra(row)``'s
+    cells if given, and the paired t-test."""
+
+    def cell(mean_std, sign=''):
+        mean, std = mean_std
+        return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
+
+    return [f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
+            f'{cell(row["diff"], "+")} | '
+            + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
+            + ''.join(f'{c} | ' for c in (extra(row) if extra else []))
+            + ('-' if row['paired_t'] is None else
+               '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |'
+            for key, row in table.items()]
+
+
+def paired_table(table: Dict[str, dict]) -> List[str]:
+    """Markdown header and rows of a ``summarize`` table (baseline, GAN, their
+    difference, per seed and the paired t-test); ``PAIRED_NOTE`` explains it."""
+    return ['| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
+            '| paired t (p) |', '|---|---|---|---|---|---|'] + metric_rows(table)
