@@ -1,5 +1,6 @@
-"""Pooling the paired seeds of several run_experiment work dirs: statistics against
-hand-computed values, the config and seed checks, bad input."""
+"""Pooling the paired seeds of several run_experiment work dirs and saved tables:
+statistics against hand-computed values, the config, argument, seed and kernel
+checks, bad input."""
 import json
 import math
 import runpy
@@ -24,7 +25,7 @@ def test_pools_seeds_of_two_dirs_against_hand_computed_values(tmp_path):
     fake_pair(a, 1, 0.30, 0.29)
     fake_pair(b, 7, 0.25, 0.30)
     fake_run(b, 8, 0.25)  # its GAN run never finished: not pooled
-    runs, seeds = pool['load_pooled']([str(a), str(b)])
+    runs, seeds, envs = pool['load_pooled']([str(a), str(b)])
     assert seeds == [0, 1, 7]
     row = pool['summarize'](runs, seeds)['segm_mAP']
     # mean 2, sample sd sqrt(((0)^2 + 3^2 + 3^2) / 2) = 3, t = 2 / (3 / sqrt(3))
@@ -72,3 +73,54 @@ def test_command_line_writes_pooled_table(tmp_path):
     assert '| segm_mAP | 25.0 ± 7.1 | 25.5 ± 4.9 | +0.5 ± 2.1 | +2.0, -1.0 |' in (
         out / 'pooled.md').read_text()
     assert json.loads((out / 'pooled.json').read_text())['seeds'] == [0, 1]
+
+
+ARGS = dict(dataset='glas', iters=400, image_scale=[288, 192], val_fraction=0.0,
+            options={}, gan_options={}, exact_resume=False, seeds=[9], models=['gan'])
+AVX512 = dict(torch='2.13.0+cpu', cpu_capability='AVX512', ATEN_CPU_CAPABILITY=None,
+              ONEDNN_MAX_CPU_ISA=None, MKL_ENABLE_INSTRUCTIONS=None, OMP_NUM_THREADS='1')
+AVX2 = dict(AVX512, cpu_capability='AVX2', ATEN_CPU_CAPABILITY='avx2')
+
+
+def saved_table(path, pairs, env=AVX512, **args):
+    """A ``results.json`` as run_experiment.py writes it: ``pairs`` {seed: (base, gan)}."""
+    runs = {m: {str(s): {'segm_mAP': p[i], 'bbox_mAP': 0.1} for s, p in pairs.items()}
+            for i, m in enumerate(('baseline', 'gan'))}
+    path.write_text(json.dumps(dict(
+        args=dict(ARGS, **args), seeds_done=sorted(pairs), runs=runs, summary={},
+        environments={f'{m}_seed{s}': [env] for s in pairs for m in ('baseline', 'gan')})))
+    return str(path)
+
+
+def test_pools_a_saved_table_with_a_work_dir(tmp_path):
+    work = tmp_path / 'work'
+    fake_pair(work, 0, 0.20, 0.22)
+    saved_table(work / 'results.json', {0: (0.20, 0.22)})  # the dir's own table
+    for m in ('baseline', 'gan'):
+        (work / f'{m}_seed0' / 'environment.json').write_text(json.dumps([AVX512]))
+    saved = saved_table(tmp_path / 'other_machine.json', {3: (0.30, 0.29), 4: (0.25, 0.30)})
+    runs, seeds, envs = pool['load_pooled']([str(work), saved])
+    assert seeds == [0, 3, 4]
+    row = pool['summarize'](runs, seeds)['segm_mAP']
+    # GAN - baseline +2, -1, +5 AP: mean 2, sample sd 3
+    assert row['diff'] == [pytest.approx(2.0), pytest.approx(3.0)]
+    assert len(envs) == 6 and all(e == [AVX512] for e in envs.values())
+
+
+def test_refuses_saved_tables_of_another_experiment_or_kernels(tmp_path):
+    a = saved_table(tmp_path / 'a.json', {0: (0.2, 0.2)})
+    b = saved_table(tmp_path / 'b.json', {1: (0.2, 0.2)}, iters=1000)
+    with pytest.raises(SystemExit, match='other experiments .*differ\\s+in iters'):
+        pool['load_pooled']([a, b])
+    c = saved_table(tmp_path / 'c.json', {1: (0.2, 0.3)}, env=AVX2)
+    with pytest.raises(SystemExit, match='other kernel environments .*AVX512.*AVX2.*'
+                                         '--mixed-kernels'):
+        pool['load_pooled']([a, c])
+    runs, seeds, envs = pool['load_pooled']([a, c], mixed_kernels=True)
+    assert seeds == [0, 1]
+    work = tmp_path / 'work'
+    fake_pair(work, 2, 0.2, 0.2)  # no results.json: nothing to compare the table with
+    with pytest.raises(SystemExit, match='work has no results.json'):
+        pool['load_pooled']([a, str(work)])
+    with pytest.raises(SystemExit, match='no such work dir or results.json: .*missing'):
+        pool['load_pooled']([a, str(tmp_path / 'missing')])

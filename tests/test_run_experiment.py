@@ -123,6 +123,20 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     assert 'GAN side: model.roi_head.max_disc_rois_per_img=8.' in md
     assert 'Reseeded before every batch (`--exact-resume`).' in md
     assert '| segm_mAP | 10.0 | 12.0 | +2.0 | +2.0 | - |' in md
+    # the files: each run's recorded kernel environments, and a table pool_seeds reads
+    env = dict(torch='2.13.0+cpu', cpu_capability='AVX2', OMP_NUM_THREADS='1')
+    (tmp_path / 'baseline_seed0').mkdir()
+    (tmp_path / 'baseline_seed0' / 'environment.json').write_text(json.dumps([env]))
+    md = exp['write_results'](str(tmp_path), args, runs, {'gan': [60.0]}, [0])
+    assert md.endswith('different kernel environments**, whose float sums round '
+                       'differently (1-3 AP on a 400-iteration GlaS-cc run): torch '
+                       '2.13.0+cpu, AVX2, OMP_NUM_THREADS=1 (baseline_seed0); unrecorded '
+                       '(gan_seed0).\n')
+    saved = json.loads((tmp_path / 'results.json').read_text())
+    assert saved['environments'] == {'baseline_seed0': [env], 'gan_seed0': None}
+    pool = runpy.run_path(f'{REPO}/tools/analysis/pool_seeds.py', run_name='pool_seeds')
+    assert pool['saved_pairs'](str(tmp_path / 'results.json')) == {
+        0: {'baseline': {'segm_mAP': 0.10}, 'gan': {'segm_mAP': 0.12}}}
 
 
 def test_train_wall_time_counts_every_session_of_a_resumed_run(tmp_path):

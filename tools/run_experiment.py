@@ -34,7 +34,8 @@ from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_imag
 from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
 from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train, train_wall_seconds
 from gan_mask_rcnn.run_records import (SPLIT_FILES, comparable_config, config_difference,
-                                       finished_run, read, write_atomic)
+                                       environments_by_label, finished_run, read,
+                                       record_environment, run_environments, write_atomic)
 from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -139,12 +140,27 @@ def to_markdown(table, args, walls, seeds):
     return '\n'.join(lines) + '\n'
 
 
+def environment_note(envs: dict) -> str:
+    """One Markdown line on the kernel environments the runs trained in."""
+    labels = environments_by_label(envs)
+    if len(labels) == 1:
+        return f'Kernel environment of every training: {next(iter(labels))}.'
+    return ('**The runs trained in different kernel environments**, whose float sums '
+            'round differently (1-3 AP on a 400-iteration GlaS-cc run): '
+            + '; '.join(f'{label} ({", ".join(names)})' for label, names in labels.items())
+            + '.')
+
+
 def write_results(work, args, runs, walls, seeds):
     """Write ``results.json`` / ``results.md`` for the finished ``seeds``; return the md."""
     table = summarize(runs, seeds)
+    envs = {f'{m}_seed{s}': run_environments(osp.join(
+        args.baseline_from if m == 'baseline' and args.baseline_from else work,
+        f'{m}_seed{s}')) for s in seeds for m in ('baseline', 'gan')}
     write_atomic(osp.join(work, 'results.json'), json.dumps(
-        dict(args=vars(args), seeds_done=seeds, runs=runs, summary=table), indent=2))
-    md = to_markdown(table, args, walls, seeds)
+        dict(args=vars(args), seeds_done=seeds, runs=runs, summary=table,
+             environments=envs), indent=2))
+    md = to_markdown(table, args, walls, seeds) + '\n' + environment_note(envs) + '\n'
     write_atomic(osp.join(work, 'results.md'), md)
     return md
 
@@ -233,6 +249,8 @@ def main():
             cfg_file = dump_run_config(build_config(args, model, ds),
                                        osp.join(run_dir, 'config.py'), seed)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
+            if finished_run(run_dir) is None:
+                record_environment(run_dir)
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
             start = time.time()
             runs[model][seed] = mim_test(cfg_file, ckpt, osp.join(run_dir, 'test'),

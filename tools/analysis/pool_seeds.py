@@ -11,6 +11,13 @@ GAN - baseline, its mean ± sd and the paired t-test, to ``pooled.{json,md}`` in
 
     python tools/analysis/pool_seeds.py work_dirs/exp_glas_400_paired \
         work_dirs/exp_glas_400_paired_more --out work_dirs/glas_400_pooled
+
+An input may also be the ``results.json`` a work dir's table was written to (e.g. one
+kept from another machine, such as those under ``projects/gan_mask_rcnn/results/``):
+its seeds pool when its experiment arguments (data set, iterations, image scale,
+split, ``--options``, ``--gan-options``, ``--exact-resume``) equal those of every
+other input's ``results.json``. Seeds trained in other kernel environments (see
+``gan_mask_rcnn.run_records``) are refused unless ``--mixed-kernels`` is given.
 """
 import argparse
 import glob
@@ -18,13 +25,17 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
 from gan_mask_rcnn.run_records import (check_same_splits, comparable_config,
-                                       config_difference, finished_run, write_atomic)
+                                       config_difference, environments_by_label,
+                                       finished_run, read, run_environments, write_atomic)
 
 MODELS = ('baseline', 'gan')
+# the run_experiment.py arguments that make two tables the same experiment
+EXPERIMENT_ARGS = ('dataset', 'iters', 'image_scale', 'val_fraction', 'options',
+                   'gan_options', 'exact_resume')
 
 
 def finished_pairs(work_dir: str) -> Dict[int, Dict[str, dict]]:
@@ -51,29 +62,83 @@ def seedless_config(run_dir: str, ref_dir: str) -> dict:
     return cfg
 
 
-def load_pooled(work_dirs: Sequence[str]) -> Tuple[Dict[str, dict], List[int]]:
-    """Test metrics of the finished seeds of every dir, checked to pool.
+def saved_pairs(results_file: str) -> Dict[int, Dict[str, dict]]:
+    """``{seed: {model: test metrics}}`` of the seeds a ``results.json`` tabulated."""
+    data = json.loads(read(results_file))
+    return {int(seed): {m: data['runs'][m][str(seed)] for m in MODELS}
+            for seed in data['seeds_done']}
+
+
+def experiment_args(source: str) -> Optional[dict]:
+    """The ``EXPERIMENT_ARGS`` of a ``results.json`` (or of the one in a work dir);
+    None for a work dir whose table was never written."""
+    path = source if osp.isfile(source) else osp.join(source, 'results.json')
+    if not osp.exists(path):
+        return None
+    args = json.loads(read(path))['args']
+    return {key: args.get(key) for key in EXPERIMENT_ARGS}
+
+
+def check_experiment_args(sources: Sequence[str]) -> None:
+    """Stop unless every input's experiment arguments agree (needed once a
+    ``results.json`` is pooled: it keeps no run configs to compare)."""
+    if all(osp.isdir(s) for s in sources):
+        return
+    first = None
+    for source in sources:
+        args = experiment_args(source)
+        if args is None:
+            raise SystemExit(f'{source} has no results.json to compare with the tables '
+                             'pooled beside it: write it with run_experiment.py (the same '
+                             'command reads the finished runs)')
+        if first is None:
+            first = source, args
+        elif args != first[1]:
+            keys = [k for k in EXPERIMENT_ARGS if args[k] != first[1][k]]
+            raise SystemExit(f'{source} and {first[0]} are other experiments (they differ '
+                             f'in {", ".join(keys)}), so their seeds do not pool')
+
+
+def load_pooled(sources: Sequence[str], mixed_kernels: bool = False
+                ) -> Tuple[Dict[str, dict], List[int], Dict[str, Optional[list]]]:
+    """Test metrics of the finished seeds of every work dir or ``results.json``,
+    checked to pool.
 
     Returns:
-        tuple[dict, list[int]]: ``{'baseline': {seed: metrics}, 'gan': {...}}``
-        (the layout of ``experiment_tables.summarize``) and the sorted seeds.
+        tuple[dict, list[int], dict]: ``{'baseline': {seed: metrics}, 'gan': {...}}``
+        (the layout of ``experiment_tables.summarize``), the sorted seeds and
+        ``{'<source>: <model>_seed<seed>': run_environments}``.
     """
-    dirs = [osp.abspath(d) for d in work_dirs]
-    check_same_splits(dirs)
+    sources = [osp.abspath(s) for s in sources]
+    missing = [s for s in sources if not osp.exists(s)]
+    if missing:
+        raise SystemExit(f'no such work dir or results.json: {", ".join(missing)}')
+    dirs = [s for s in sources if osp.isdir(s)]
+    if dirs:
+        check_same_splits(dirs)
+    check_experiment_args(sources)
     runs = {m: {} for m in MODELS}
-    owner, refs = {}, {}  # refs: model -> (run dir, its seedless config)
-    for work in dirs:
-        pairs = finished_pairs(work)
+    owner, refs, envs = {}, {}, {}  # refs: model -> (run dir, its seedless config)
+    for source in sources:
+        is_dir = osp.isdir(source)
+        pairs = finished_pairs(source) if is_dir else saved_pairs(source)
         if not pairs:
-            raise SystemExit(f'{work} holds no seed with both runs finished (test metrics '
+            raise SystemExit(f'{source} holds no seed with both runs finished (test metrics '
                              'and wall_seconds.txt): finish them with run_experiment.py')
+        saved_envs = {} if is_dir else json.loads(read(source)).get('environments') or {}
         for seed, metrics in sorted(pairs.items()):
             if seed in owner:
-                raise SystemExit(f'seed {seed} is in {owner[seed]} and in {work}: pool '
-                                 'each seed once (leave one dir out or move the runs)')
-            owner[seed] = work
+                raise SystemExit(f'seed {seed} is in {owner[seed]} and in {source}: pool '
+                                 'each seed once (leave one input out or move the runs)')
+            owner[seed] = source
             for model in MODELS:
-                run_dir = osp.join(work, f'{model}_seed{seed}')
+                run = f'{model}_seed{seed}'
+                runs[model][seed] = metrics[model]
+                if not is_dir:
+                    envs[f'{source}: {run}'] = saved_envs.get(run)
+                    continue
+                run_dir = osp.join(source, run)
+                envs[f'{source}: {run}'] = run_environments(run_dir)
                 if model not in refs:
                     refs[model] = run_dir, seedless_config(run_dir, run_dir)
                 ref_dir, ref_cfg = refs[model]
@@ -82,32 +147,44 @@ def load_pooled(work_dirs: Sequence[str]) -> Tuple[Dict[str, dict], List[int]]:
                 if difference:
                     raise SystemExit(f'{run_dir} trained another config than {ref_dir}, '
                                      f'so their seeds do not pool:\n{difference}')
-                runs[model][seed] = metrics[model]
-    return runs, sorted(owner)
+    recorded = [label for label in environments_by_label(envs) if label != 'unrecorded']
+    if len(recorded) > 1 and not mixed_kernels:
+        raise SystemExit('the runs trained in other kernel environments ('
+                         + '; '.join(recorded) + '), whose float sums round differently '
+                         '(1-3 AP on a 400-iteration run): pool them only knowingly, '
+                         'with --mixed-kernels')
+    return runs, sorted(owner), envs
 
 
-def to_markdown(table: dict, work_dirs: Sequence[str], seeds: List[int]) -> str:
-    lines = [f'Seeds {seeds} pooled from {", ".join(f"`{d}`" for d in work_dirs)}.', '']
-    lines += paired_table(table) + ['', PAIRED_NOTE]
+def to_markdown(table: dict, sources: Sequence[str], seeds: List[int],
+                envs: Dict[str, Optional[list]]) -> str:
+    lines = [f'Seeds {seeds} pooled from {", ".join(f"`{d}`" for d in sources)}.', '']
+    lines += paired_table(table) + ['', PAIRED_NOTE, '', 'Kernel environments: ' + '; '.join(
+        f'{label} ({len(runs)} runs)' for label, runs in environments_by_label(envs).items())
+        + '.']
     return '\n'.join(lines) + '\n'
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('work_dirs', nargs='+', help='tools/run_experiment.py --work-dir')
+    p.add_argument('sources', nargs='+', metavar='WORK_DIR_OR_RESULTS_JSON',
+                   help='tools/run_experiment.py --work-dir, or a results.json it wrote')
     p.add_argument('--out', required=True, help='folder for pooled.{json,md}')
+    p.add_argument('--mixed-kernels', action='store_true',
+                   help='pool runs trained in other kernel environments as well')
     return p.parse_args()
 
 
 def main():
     args = parse_args()
-    runs, seeds = load_pooled(args.work_dirs)
+    runs, seeds, envs = load_pooled(args.sources, args.mixed_kernels)
     table = summarize(runs, seeds)
-    md = to_markdown(table, args.work_dirs, seeds)
+    md = to_markdown(table, args.sources, seeds, envs)
     os.makedirs(args.out, exist_ok=True)
     write_atomic(osp.join(args.out, 'pooled.md'), md)
     write_atomic(osp.join(args.out, 'pooled.json'), json.dumps(
-        dict(work_dirs=args.work_dirs, seeds=seeds, runs=runs, summary=table), indent=2))
+        dict(sources=args.sources, seeds=seeds, runs=runs, summary=table,
+             environments=envs), indent=2))
     print(md + f'\nwritten to {args.out}/pooled.{{json,md}}')
 
 

@@ -4,12 +4,19 @@ A run ``<work_dir>/<model>_seed<seed>`` is finished when its test metrics and it
 ``wall_seconds.txt`` exist. The tools that re-tabulate runs of several work dirs
 (``tools/analysis/{rerun_spread,pool_seeds}.py``, ``--baseline-from``) compare their
 run configs with ``comparable_config`` / ``config_difference`` before pooling them.
+
+The float kernels a CPU training ran in move a short run by 1-3 AP (README, "The
+drift measured"), so each run also keeps the kernel environment of every process
+that trained it (``environment.json``, see ``record_environment``), and seeds of
+other kernel environments are not pooled unnoticed.
 """
 import difflib
+import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
+import torch
 from mmengine.config import Config
 
 from .mim_runs import latest_metrics
@@ -17,6 +24,9 @@ from .mim_runs import latest_metrics
 # set by `mim train mmdet` (mmdet's tools/train.py: --work-dir, --launcher, --resume)
 RUN_KEYS = ('work_dir', 'launcher', 'resume')
 SPLIT_FILES = ('train_split.json', 'val_split.json')
+# environment variables that select or split the float kernels of a CPU training
+KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
+              'OMP_NUM_THREADS')
 
 
 def read(path: str) -> str:
@@ -98,3 +108,51 @@ def check_same_splits(work_dirs: List[str]) -> None:
             if texts[0] != texts[1]:
                 raise SystemExit(f'{paths[0]} and {paths[1]} differ: the runs were '
                                  'evaluated on other splits')
+
+
+def kernel_environment() -> Dict[str, Optional[str]]:
+    """What decides the float kernels of a training started from this process: the
+    torch version, the CPU capability ATen dispatches to (e.g. ``AVX512``, or
+    ``AVX2`` on the same machine with ``ATEN_CPU_CAPABILITY=avx2``) and the
+    ``KERNEL_ENV`` variables (None where unset)."""
+    return dict(torch=torch.__version__,
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                **{key: os.environ.get(key) for key in KERNEL_ENV})
+
+
+def record_environment(run_dir: str) -> List[dict]:
+    """Add this process's ``kernel_environment`` to ``<run_dir>/environment.json``
+    (a list: one entry per distinct environment that trained the run, e.g. a run
+    resumed on another machine has two) and return the list."""
+    os.makedirs(run_dir, exist_ok=True)
+    envs = run_environments(run_dir) or []
+    env = kernel_environment()
+    if env not in envs:
+        envs.append(env)
+        write_atomic(osp.join(run_dir, 'environment.json'), json.dumps(envs, indent=2))
+    return envs
+
+
+def run_environments(run_dir: str) -> Optional[List[dict]]:
+    """The recorded kernel environments of the run; None for a run trained before
+    they were recorded."""
+    path = osp.join(run_dir, 'environment.json')
+    return json.loads(read(path)) if osp.exists(path) else None
+
+
+def environment_label(env: dict) -> str:
+    """A ``kernel_environment`` in one line, e.g. ``torch 2.13.0+cpu, AVX512,
+    OMP_NUM_THREADS=1``."""
+    return ', '.join([f"torch {env['torch']}", env['cpu_capability']]
+                     + [f'{key}={env[key]}' for key in KERNEL_ENV if env.get(key)])
+
+
+def environments_by_label(envs: Dict[str, Optional[List[dict]]]) -> Dict[str, List[str]]:
+    """``{environment_label: [run names]}`` of ``{run name: run_environments}``;
+    runs without a record go under ``'unrecorded'``."""
+    labels = {}
+    for run, run_envs in envs.items():
+        for label in ([environment_label(e) for e in run_envs] if run_envs
+                      else ['unrecorded']):
+            labels.setdefault(label, []).append(run)
+    return labels
