@@ -209,3 +209,32 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
         with pytest.raises(SystemExit, match=message):
             exp['borrowed_baseline'](args, 3, exp['build_config'](args, 'baseline', ds),
                                      other)
+
+
+def test_command_trains_tabulates_and_records_kernels(shapes_root, tmp_path, monkeypatch):
+    """End to end on the tiny shapes set: both models of a seed trained by `mim train`
+    and tested by `mim test`, one table naming the kernel environment each run
+    trained in; a re-run trains nothing and records no second environment."""
+    monkeypatch.setitem(exp['DATASETS'], 'shapes', dict(
+        root=shapes_root, img_prefix='', train='annotations/train.json',
+        test='annotations/val.json'))
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    monkeypatch.setattr(sys, 'argv', [
+        'run_experiment.py', '--dataset', 'shapes', '--seeds', '0', '--iters', '2',
+        '--image-scale', '64', '64', '--work-dir', str(tmp_path)])
+    exp['main']()
+    saved = json.loads((tmp_path / 'results.json').read_text())
+    assert saved['seeds_done'] == [0]
+    assert set(saved['runs']['gan']['0']) >= {'bbox_mAP', 'segm_mAP', 'boundary_mAP'}
+    env = saved['environments']['baseline_seed0']
+    assert saved['environments'] == {'baseline_seed0': env, 'gan_seed0': env}
+    assert len(env) == 1 and env[0]['OMP_NUM_THREADS'] == '1'
+    label = f"torch {env[0]['torch']}, {env[0]['cpu_capability']}, OMP_NUM_THREADS=1"
+    assert (tmp_path / 'results.md').read_text().endswith(
+        f'Kernel environment of every training: {label}.\n')
+    ckpt = tmp_path / 'gan_seed0' / 'iter_2.pth'
+    stamp = ckpt.stat().st_mtime_ns
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')  # would be a second environment
+    exp['main']()
+    assert ckpt.stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / 'gan_seed0' / 'environment.json').read_text()) == env

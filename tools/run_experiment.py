@@ -249,8 +249,8 @@ def main():
             cfg_file = dump_run_config(build_config(args, model, ds),
                                        osp.join(run_dir, 'config.py'), seed)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
-            if finished_run(run_dir) is None:
-                record_environment(run_dir)
+            if not osp.exists(osp.join(run_dir, f'iter_{args.iters}.pth')):
+                record_environment(run_dir)  # this process trains (part of) it
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
             start = time.time()
             runs[model][seed] = mim_test(cfg_file, ckpt, osp.join(run_dir, 'test'),
