@@ -32,6 +32,16 @@ def test_one_seed_has_no_spread():
     assert row['paired_t'] is None
 
 
+def test_equal_differences_have_no_t_test():
+    """Differences equal but for float rounding have no spread: no t-test, not a
+    t of -7e14 with p 0."""
+    runs = {'baseline': {3: {'bbox_mAP_75': 0.173}, 4: {'bbox_mAP_75': 0.161}},
+            'gan': {3: {'bbox_mAP_75': 0.161}, 4: {'bbox_mAP_75': 0.149}}}
+    row = summarize(runs, [3, 4])['bbox_mAP_75']
+    assert row['diff'] == [pytest.approx(-1.2), pytest.approx(0.0, abs=1e-9)]
+    assert row['paired_t'] is None
+
+
 def test_markdown_row_shows_sign_spread_and_test():
     runs = {'baseline': {0: {'segm_mAP': 0.10}, 1: {'segm_mAP': 0.20}},
             'gan': {0: {'segm_mAP': 0.13}, 1: {'segm_mAP': 0.19}}}
