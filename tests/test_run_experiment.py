@@ -211,10 +211,12 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
                                      other)
 
 
-def test_command_trains_tabulates_and_records_kernels(shapes_root, tmp_path, monkeypatch):
+def test_command_trains_tabulates_and_records_kernels(shapes_root, tmp_path, monkeypatch,
+                                                      capsys):
     """End to end on the tiny shapes set: both models of a seed trained by `mim train`
     and tested by `mim test`, one table naming the kernel environment each run
-    trained in; a re-run trains nothing and records no second environment."""
+    trained in; a re-run trains nothing, records no second environment and keeps
+    each run's config; a cut-off run is not resumed with another config."""
     monkeypatch.setitem(exp['DATASETS'], 'shapes', dict(
         root=shapes_root, img_prefix='', train='annotations/train.json',
         test='annotations/val.json'))
@@ -234,7 +236,16 @@ def test_command_trains_tabulates_and_records_kernels(shapes_root, tmp_path, mon
         f'Kernel environment of every training: {label}.\n')
     ckpt = tmp_path / 'gan_seed0' / 'iter_2.pth'
     stamp = ckpt.stat().st_mtime_ns
+    record = (tmp_path / 'gan_seed0' / 'config.py').read_text()
     monkeypatch.setenv('OMP_NUM_THREADS', '2')  # would be a second environment
+    # another config: the finished runs are read as they are, their record kept
+    sys.argv += ['--options', 'default_hooks.logger.interval=7']
     exp['main']()
     assert ckpt.stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / 'gan_seed0' / 'environment.json').read_text()) == env
+    assert (tmp_path / 'gan_seed0' / 'config.py').read_text() == record
+    assert 'warning: ' in capsys.readouterr().out
+    # a cut-off run is not resumed with another config
+    ckpt.unlink()
+    with pytest.raises(SystemExit, match=r'started with another config(.|\n)*interval'):
+        exp['main']()

@@ -184,6 +184,37 @@ def build_config(args, model: str, ds: dict) -> Config:
     return cfg
 
 
+def command_config(cfg: Config, seed: int) -> dict:
+    """``comparable_config`` of the run config this command writes for ``cfg``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return comparable_config(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
+
+
+def run_config(cfg: Config, run_dir: str, seed: int, trained: bool) -> str:
+    """Write ``cfg`` as the run's ``config.py`` unless the run has one: that file is
+    the record of what the run trained, so a re-run keeps it. If ``cfg`` differs
+    from it, a finished run is only read (with a warning), and a cut-off run stops:
+    resuming it with another config would mix two trainings.
+
+    Returns:
+        str: The path of the run's config.
+    """
+    cfg_file = osp.join(run_dir, 'config.py')
+    if not osp.exists(cfg_file):
+        return dump_run_config(cfg, cfg_file, seed)
+    ours = command_config(cfg, seed)
+    difference = config_difference(comparable_config(cfg_file), ours, cfg_file,
+                                   'this command')
+    if difference and not trained:
+        raise SystemExit(f'{run_dir} was started with another config than this command '
+                         'would resume it with (use another --work-dir, or delete the run '
+                         f'to train it anew):\n{difference}')
+    if difference:
+        print(f'[experiment] warning: {run_dir} finished with another config than this '
+              f'command would train; reading it as it is:\n{difference}', flush=True)
+    return cfg_file
+
+
 def borrowed_baseline(args, seed: int, cfg: Config, work: str):
     """Metrics and wall time of the finished baseline of ``seed`` in ``--baseline-from``,
     after checking that it ran ``cfg`` (its split files, if any, standing in for ours
@@ -203,8 +234,7 @@ def borrowed_baseline(args, seed: int, cfg: Config, work: str):
         if not osp.exists(their_split) or read(their_split) != read(our_split):
             raise SystemExit(f'--baseline-from: {their_split} differs from {our_split} '
                              '(another --val-fraction or data set)')
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = comparable_config(dump_run_config(cfg, osp.join(tmp, 'config.py'), seed))
+    ours = command_config(cfg, seed)
     theirs = comparable_config(osp.join(run_dir, 'config.py'), src, work)
     difference = config_difference(theirs, ours, run_dir, 'this command')
     if difference:
@@ -246,10 +276,10 @@ def main():
                     runs[model][seed], wall = finished
                     walls.setdefault(model, []).append(wall)
                 continue
-            cfg_file = dump_run_config(build_config(args, model, ds),
-                                       osp.join(run_dir, 'config.py'), seed)
+            trained = osp.exists(osp.join(run_dir, f'iter_{args.iters}.pth'))
+            cfg_file = run_config(build_config(args, model, ds), run_dir, seed, trained)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
-            if not osp.exists(osp.join(run_dir, f'iter_{args.iters}.pth')):
+            if not trained:
                 record_environment(run_dir)  # this process trains (part of) it
             ckpt = mim_train(cfg_file, run_dir, args.iters, osp.join(run_dir, 'train.log'))
             start = time.time()
