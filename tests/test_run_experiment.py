@@ -135,7 +135,7 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     saved = json.loads((tmp_path / 'results.json').read_text())
     assert saved['environments'] == {'baseline_seed0': [env], 'gan_seed0': None}
     pool = runpy.run_path(f'{REPO}/tools/analysis/pool_seeds.py', run_name='pool_seeds')
-    assert pool['saved_pairs'](str(tmp_path / 'results.json')) == {
+    assert pool['saved_pairs'](saved) == {
         0: {'baseline': {'segm_mAP': 0.10}, 'gan': {'segm_mAP': 0.12}}}
 
 

@@ -34,10 +34,12 @@ from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
-from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train, train_wall_seconds
-from gan_mask_rcnn.run_records import (SPLIT_FILES, comparable_config, config_difference,
-                                       environments_by_label, finished_run, read,
-                                       record_environment, run_environments, write_atomic)
+from gan_mask_rcnn.mim_runs import (dump_run_config, final_checkpoint, mim_test, mim_train,
+                                     train_wall_seconds)
+from gan_mask_rcnn.run_records import (KERNEL_DRIFT, SPLIT_FILES, comparable_config,
+                                       config_difference, environments_by_label,
+                                       finished_run, read, record_environment,
+                                       run_environments, write_atomic)
 from gan_mask_rcnn.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -147,8 +149,7 @@ def environment_note(envs: dict) -> str:
     labels = environments_by_label(envs)
     if len(labels) == 1:
         return f'Kernel environment of every training: {next(iter(labels))}.'
-    return ('**The runs trained in different kernel environments**, whose float sums '
-            'round differently (1-3 AP on a 400-iteration GlaS-cc run): '
+    return (f'**The runs trained in different kernel environments**, {KERNEL_DRIFT}: '
             + '; '.join(f'{label} ({", ".join(names)})' for label, names in labels.items())
             + '.')
 
@@ -278,7 +279,7 @@ def main():
                     runs[model][seed], wall = finished
                     walls.setdefault(model, []).append(wall)
                 continue
-            trained = osp.exists(osp.join(run_dir, f'iter_{args.iters}.pth'))
+            trained = osp.exists(final_checkpoint(run_dir, args.iters))
             cfg_file = run_config(build_config(args, model, ds), run_dir, seed, trained)
             print(f'[experiment] {model} seed {seed}: {args.iters} iterations', flush=True)
             if not trained:

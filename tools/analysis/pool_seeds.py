@@ -28,7 +28,7 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
-from gan_mask_rcnn.run_records import (check_same_splits, comparable_config,
+from gan_mask_rcnn.run_records import (KERNEL_DRIFT, check_same_splits, comparable_config,
                                        config_difference, environments_by_label,
                                        finished_run, read, run_environments, write_atomic)
 
@@ -62,31 +62,34 @@ def seedless_config(run_dir: str, ref_dir: str) -> dict:
     return cfg
 
 
-def saved_pairs(results_file: str) -> Dict[int, Dict[str, dict]]:
-    """``{seed: {model: test metrics}}`` of the seeds a ``results.json`` tabulated."""
-    data = json.loads(read(results_file))
-    return {int(seed): {m: data['runs'][m][str(seed)] for m in MODELS}
-            for seed in data['seeds_done']}
+def saved_pairs(table: dict) -> Dict[int, Dict[str, dict]]:
+    """``{seed: {model: test metrics}}`` of the seeds a loaded ``results.json``
+    tabulated."""
+    return {int(seed): {m: table['runs'][m][str(seed)] for m in MODELS}
+            for seed in table['seeds_done']}
 
 
-def experiment_args(source: str) -> Optional[dict]:
-    """The ``EXPERIMENT_ARGS`` of a ``results.json`` (or of the one in a work dir);
-    None for a work dir whose table was never written."""
-    path = source if osp.isfile(source) else osp.join(source, 'results.json')
-    if not osp.exists(path):
-        return None
-    args = json.loads(read(path))['args']
+def experiment_args(source: str, tables: Dict[str, dict]) -> Optional[dict]:
+    """The ``EXPERIMENT_ARGS`` of a loaded ``results.json`` input (``tables``) or of
+    the one in a work dir; None for a work dir whose table was never written."""
+    if source in tables:
+        args = tables[source]['args']
+    else:
+        path = osp.join(source, 'results.json')
+        if not osp.exists(path):
+            return None
+        args = json.loads(read(path))['args']
     return {key: args.get(key) for key in EXPERIMENT_ARGS}
 
 
-def check_experiment_args(sources: Sequence[str]) -> None:
+def check_experiment_args(sources: Sequence[str], tables: Dict[str, dict]) -> None:
     """Stop unless every input's experiment arguments agree (needed once a
     ``results.json`` is pooled: it keeps no run configs to compare)."""
-    if all(osp.isdir(s) for s in sources):
+    if not tables:
         return
     first = None
     for source in sources:
-        args = experiment_args(source)
+        args = experiment_args(source, tables)
         if args is None:
             raise SystemExit(f'{source} has no results.json to compare with the tables '
                              'pooled beside it: write it with run_experiment.py (the same '
@@ -116,16 +119,17 @@ def load_pooled(sources: Sequence[str], mixed_kernels: bool = False
     dirs = [s for s in sources if osp.isdir(s)]
     if dirs:
         check_same_splits(dirs)
-    check_experiment_args(sources)
+    # the results.json inputs, each read once
+    tables = {s: json.loads(read(s)) for s in sources if s not in dirs}
+    check_experiment_args(sources, tables)
     runs = {m: {} for m in MODELS}
     owner, refs, envs = {}, {}, {}  # refs: model -> (run dir, its seedless config)
     for source in sources:
-        is_dir = osp.isdir(source)
-        pairs = finished_pairs(source) if is_dir else saved_pairs(source)
+        table = tables.get(source)
+        pairs = finished_pairs(source) if table is None else saved_pairs(table)
         if not pairs:
             raise SystemExit(f'{source} holds no seed with both runs finished (test metrics '
                              'and wall_seconds.txt): finish them with run_experiment.py')
-        saved_envs = {} if is_dir else json.loads(read(source)).get('environments') or {}
         for seed, metrics in sorted(pairs.items()):
             if seed in owner:
                 raise SystemExit(f'seed {seed} is in {owner[seed]} and in {source}: pool '
@@ -134,8 +138,8 @@ def load_pooled(sources: Sequence[str], mixed_kernels: bool = False
             for model in MODELS:
                 run = f'{model}_seed{seed}'
                 runs[model][seed] = metrics[model]
-                if not is_dir:
-                    envs[f'{source}: {run}'] = saved_envs.get(run)
+                if table is not None:
+                    envs[f'{source}: {run}'] = (table.get('environments') or {}).get(run)
                     continue
                 run_dir = osp.join(source, run)
                 envs[f'{source}: {run}'] = run_environments(run_dir)
@@ -150,9 +154,8 @@ def load_pooled(sources: Sequence[str], mixed_kernels: bool = False
     recorded = [label for label in environments_by_label(envs) if label != 'unrecorded']
     if len(recorded) > 1 and not mixed_kernels:
         raise SystemExit('the runs trained in other kernel environments ('
-                         + '; '.join(recorded) + '), whose float sums round differently '
-                         '(1-3 AP on a 400-iteration run): pool them only knowingly, '
-                         'with --mixed-kernels')
+                         + '; '.join(recorded) + f'), {KERNEL_DRIFT}: pool them only '
+                         'knowingly, with --mixed-kernels')
     return runs, sorted(owner), envs
 
 

@@ -62,13 +62,18 @@ def dump_run_config(cfg, cfg_file: str, seed: int) -> str:
     return cfg_file
 
 
+def final_checkpoint(work_dir: str, max_iters: int) -> str:
+    """The checkpoint a training of ``max_iters`` iterations ends with."""
+    return osp.join(work_dir, f'iter_{max_iters}.pth')
+
+
 def mim_train(cfg_file: str, work_dir: str, max_iters: int, log_file: str) -> str:
     """Train unless ``iter_<max_iters>.pth`` exists; resume from a partial run.
 
     Returns:
         str: The final checkpoint path.
     """
-    ckpt = osp.join(work_dir, f'iter_{max_iters}.pth')
+    ckpt = final_checkpoint(work_dir, max_iters)
     if not osp.exists(ckpt):
         resume = ['--resume'] if glob.glob(osp.join(work_dir, 'iter_*.pth')) else []
         run_mim(['train', 'mmdet', cfg_file, '--work-dir', work_dir] + resume, log_file)

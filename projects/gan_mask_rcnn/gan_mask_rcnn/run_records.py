@@ -27,6 +27,9 @@ SPLIT_FILES = ('train_split.json', 'val_split.json')
 # environment variables that select or split the float kernels of a CPU training
 KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
               'OMP_NUM_THREADS')
+# why runs of different kernel environments are told apart (README, "The drift measured")
+KERNEL_DRIFT = ('whose float sums round differently (1-3 AP on a 400-iteration GlaS-cc '
+                'run)')
 
 
 def read(path: str) -> str:
