@@ -8,7 +8,8 @@ import sys
 
 from conftest import REPO
 
-from gan_mask_rcnn.run_records import environment_label, environments_by_label
+from gan_mask_rcnn.run_records import (comparable_config, config_difference,
+                                       environment_label, environments_by_label)
 
 exp = runpy.run_path(f'{REPO}/tools/run_experiment.py', run_name='experiment')
 
@@ -55,3 +56,22 @@ def test_tables_name_the_environments():
     note = exp['environment_note'](mixed)
     assert note.startswith('**The runs trained in different kernel environments**')
     assert 'unrecorded (gan_seed1)' in note
+
+
+def test_configs_of_two_spellings_of_one_data_root_compare_equal(tmp_path):
+    """``<checkout>/../shared/...`` (older runs, other checkouts) and the normalised root
+    are one dataset; another root, or a relative path, is still a difference."""
+    def config(name, root):
+        path = tmp_path / f'{name}.py'
+        path.write_text(f'data_root = {root!r}\nann = {root + "a.json"!r}\n'
+                        "prefix = dict(img='images/')\nrel = '../shared/x/'\n")
+        return comparable_config(str(path))
+
+    old = config('old', '/work/main/../shared/data/glas_cc/')
+    worktree = config('worktree', '/work/wt/./../shared/data/glas_cc/')
+    new = config('new', '/work/shared/data/glas_cc/')
+    assert old == worktree == new
+    assert new['data_root'] == '/work/shared/data/glas_cc/'
+    assert new['rel'] == '../shared/x/' and new['prefix'] == dict(img='images/')
+    other = config('other', '/work/main/../other/glas_cc/')
+    assert 'data_root' in config_difference(old, other, 'old', 'other')

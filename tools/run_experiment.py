@@ -45,7 +45,8 @@ from gan_mask_rcnn.synthetic_shapes import generate_splits
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
 DATASETS = dict(
-    glas=dict(root=osp.join(REPO, '..', 'shared', 'data', 'glas_cc'), img_prefix='images/',
+    glas=dict(root=osp.normpath(osp.join(REPO, '..', 'shared', 'data', 'glas_cc')),
+              img_prefix='images/',
               train='annotations/train.json', test='annotations/test.json'),
     shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
                 train='annotations/train.json', test='annotations/val.json'))

@@ -48,30 +48,43 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def replace_in_strings(obj, old: str, new: str):
-    """``obj`` (nested dicts, lists, tuples) with ``old`` replaced by ``new`` in every string."""
+def map_strings(obj, fn):
+    """``obj`` (nested dicts, lists, tuples) with ``fn`` applied to every string."""
     if isinstance(obj, str):
-        return obj.replace(old, new)
+        return fn(obj)
     if isinstance(obj, dict):
-        return {k: replace_in_strings(v, old, new) for k, v in obj.items()}
+        return {k: map_strings(v, fn) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(replace_in_strings(v, old, new) for v in obj)
+        return type(obj)(map_strings(v, fn) for v in obj)
     return obj
+
+
+def normalize_path(text: str) -> str:
+    """``text`` with ``.``/``..`` segments resolved if it is an absolute path that has
+    them (``/a/repo/../shared/x/`` -> ``/a/shared/x/``, trailing separator kept);
+    any other string as it is."""
+    if not osp.isabs(text) or not ({'.', '..'} & set(text.split(os.sep))):
+        return text
+    return osp.normpath(text) + (os.sep if text.endswith(os.sep) else '')
 
 
 def comparable_config(cfg_file: str, old: str = '', new: str = '') -> dict:
     """The run config in ``cfg_file`` as a dict that two runs of the same config share:
-    paths into the run's work dir ``old`` replaced by ``new``, and without the keys
-    that mmdet's tools/train.py sets from its command line when MMEngine's runner
-    re-dumps the config (``work_dir``, ``launcher``, ``resume``; ``load_from`` of a
-    resumed run, which it sets to None whatever the run started from).
+    paths into the run's work dir ``old`` replaced by ``new``, absolute paths
+    normalised (data roots written as ``<checkout>/../shared/...`` by two checkouts
+    of the repository, or before run_experiment normalised them, are one root), and
+    without the keys that mmdet's tools/train.py sets from its command line when
+    MMEngine's runner re-dumps the config (``work_dir``, ``launcher``, ``resume``;
+    ``load_from`` of a resumed run, which it sets to None whatever the run started
+    from).
 
     Compared as loaded dicts, not as text: the dumped text wraps lines by their
     length, and the paths into two work dirs differ in length.
     """
     cfg = Config.fromfile(cfg_file).to_dict()
     if old:
-        cfg = replace_in_strings(cfg, old, new)
+        cfg = map_strings(cfg, lambda text: text.replace(old, new))
+    cfg = map_strings(cfg, normalize_path)
     for key in RUN_KEYS + (('load_from',) if cfg.get('resume') else ()):
         cfg.pop(key, None)
     return cfg
