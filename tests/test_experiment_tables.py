@@ -1,4 +1,5 @@
-"""Seed statistics of an experiment: the paired t-test against its closed form."""
+"""Seed statistics of an experiment: the paired t-test and the t interval against
+their closed forms (Student t with 1 and 2 degrees of freedom)."""
 import math
 
 import pytest
@@ -19,6 +20,11 @@ def test_summary_is_paired_per_seed():
     # two-sided p has the closed form 1 - t / sqrt(t^2 + 2)
     t = 2 / 3 ** 0.5
     assert row['paired_t'] == pytest.approx([t, 1 - t / (t * t + 2) ** 0.5])
+    # the 0.975 quantile with 2 degrees of freedom inverts F(t) = 1/2 + t / (2 sqrt(t^2 + 2)):
+    # t = a sqrt(2 / (1 - a^2)), a = 2 * 0.975 - 1; interval mean ± t * 3 / sqrt(3)
+    a = 0.95
+    half = a * (2 / (1 - a * a)) ** 0.5 * 3 / 3 ** 0.5
+    assert row['diff_ci95'] == pytest.approx([2 - half, 2 + half])
 
 
 def test_one_seed_has_no_spread():
@@ -29,6 +35,7 @@ def test_one_seed_has_no_spread():
     assert row['baseline'] == [pytest.approx(10.0), None]
     assert row['diff'] == [pytest.approx(2.0), None]
     assert row['per_seed'] == {'0': 2.0}
+    assert row['diff_ci95'] is None
     assert row['paired_t'] is None
 
 
@@ -47,7 +54,9 @@ def test_markdown_row_shows_sign_spread_and_test():
             'gan': {0: {'segm_mAP': 0.13}, 1: {'segm_mAP': 0.19}}}
     row, = metric_rows(summarize(runs, [0, 1]))
     # differences +3, -1: mean +1.0, sample sd 2 * sqrt(2); t = 1 / (2 sqrt 2 / sqrt 2) = 0.5
-    # with 1 degree of freedom, p = 1 - 2 atan(t) / pi
+    # with 1 degree of freedom (Cauchy), p = 1 - 2 atan(t) / pi and the 0.975 quantile
+    # is tan(0.475 pi): interval +1 ± tan(0.475 pi) * 2
     p = 1 - 2 * math.atan(0.5) / math.pi
+    half = math.tan(0.475 * math.pi) * 2
     assert row == (f'| segm_mAP | 15.0 ± 7.1 | 16.0 ± 4.2 | +1.0 ± {2 * 2 ** 0.5:.1f} | '
-                   f'+3.0, -1.0 | +0.50 ({p:.2f}) |')
+                   f'+3.0, -1.0 | {1 - half:+.2f} to {1 + half:+.2f} | +0.50 ({p:.2f}) |')

@@ -32,8 +32,10 @@ def test_differences_against_hand_computed_values(tmp_path):
     assert row['paired_t'] == pytest.approx([-0.2, 1 - 2 * math.atan(0.2) / math.pi])
     assert table['bbox_mAP']['paired_t'] is None  # equal on both sides: no test
     md = spread['to_markdown'](table, ['native', 'AVX'], [0, 1])
+    # 95% interval: -0.5 ± tan(0.475 pi) * 2.5 (the Cauchy 0.975 quantile, sd / sqrt 2)
+    half = math.tan(0.475 * math.pi) * 2.5
     assert ('| segm_mAP | 25.0 ± 7.1 | 24.5 ± 3.5 | -0.5 ± 3.5 | +2.0, -3.0 | 2.5 | '
-            '-0.20 (0.87) |') in md
+            f'{-0.5 - half:+.2f} to {-0.5 + half:+.2f} | -0.20 (0.87) |') in md
     assert '| metric | native | AVX | AVX - native |' in md
 
 

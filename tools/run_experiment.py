@@ -4,11 +4,12 @@ For each seed, trains the baseline and the GAN CPU config of a data set with the
 same data, schedule and seed (`mim train mmdet`), evaluates both on the test split
 (`mim test mmdet`, bbox / segm / Boundary AP) and writes ``results.json`` and
 ``results.md``: mean and standard deviation over seeds and the paired
-GAN-minus-baseline differences. Every step is resumable: re-running the same
-command skips finished runs and resumes cut-off trainings from their checkpoints,
-so it is safe to run in the background (a run's ``config.py`` is its record and is
-never rewritten: a cut-off run is not resumed under another config, and each run
-keeps the kernel environments it trained in, ``environment.json``)::
+GAN-minus-baseline differences with their 95% interval. Every step is resumable:
+re-running the same command skips finished runs and resumes cut-off trainings from
+their checkpoints, so it is safe to run in the background (a run's ``config.py`` is
+its record and is never rewritten: a cut-off run is not resumed under another
+config, and each run keeps the kernel environments it trained in,
+``environment.json``)::
 
     nohup python tools/run_experiment.py --dataset glas --seeds 0 1 2 --iters 1000 \
         > work_dirs/exp_glas.log 2>&1 &

@@ -6,7 +6,7 @@ baseline and GAN runs both finished in each directory, checks that all runs of a
 model trained the same config up to the seed (and the same split files), refuses a
 seed found in two directories, and writes the table of ``run_experiment.py`` over
 the union of the seeds: each side's mean ± sample standard deviation, the per-seed
-GAN - baseline, its mean ± sd and the paired t-test, to ``pooled.{json,md}`` in
+GAN - baseline, its mean ± sd, 95% t interval and paired t-test, to ``pooled.{json,md}`` in
 ``--out``. Example::
 
     python tools/analysis/pool_seeds.py work_dirs/exp_glas_400_paired \

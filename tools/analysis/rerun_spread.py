@@ -75,7 +75,7 @@ def to_markdown(table: Dict[str, dict], names: Sequence[str], seeds: List[int]) 
     """One row per metric: both sides, the difference and its absolute size."""
     a, b = names
     lines = [f'| metric | {a} | {b} | {b} - {a} | per seed {list(seeds)} | mean abs. '
-             'difference | paired t (p) |', '|---|---|---|---|---|---|---|']
+             'difference | 95% interval | paired t (p) |', '|---|---|---|---|---|---|---|---|']
     lines += metric_rows(table, extra=lambda row: [f'{row["mean_abs"]:.1f}'])
     lines += ['', 'AP in %, mean ± sample standard deviation over the seeds; the same '
               'config on both sides, so every difference is drift from float rounding.']

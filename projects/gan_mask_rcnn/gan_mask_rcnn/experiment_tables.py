@@ -3,7 +3,8 @@
 Shared by ``tools/run_experiment.py`` and the tools that re-tabulate its runs
 (``tools/analysis/{rerun_spread,pool_seeds,learning_curve}.py``): per model the
 mean and sample standard deviation over seeds, the paired GAN - baseline
-difference per seed, its mean and sd, and the paired t-test.
+difference per seed, its mean and sd, the 95% t interval of that mean and the
+paired t-test.
 """
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -12,8 +13,9 @@ from scipy import stats
 
 METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
            'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
-PAIRED_NOTE = ('mean ± sample standard deviation over seeds, AP in %; paired t: GAN vs '
-               'baseline over seeds, two-sided p.')
+PAIRED_NOTE = ('mean ± sample standard deviation over seeds, AP in %; 95% interval: of the '
+               'mean GAN - baseline, mean ± t(0.975, n - 1) · sd / √n over the n seeds; '
+               'paired t: GAN vs baseline over seeds, two-sided p.')
 
 
 def summarize(runs: Dict[str, Dict[int, dict]], seeds: Sequence[int]) -> Dict[str, dict]:
@@ -27,8 +29,9 @@ def summarize(runs: Dict[str, Dict[int, dict]], seeds: Sequence[int]) -> Dict[st
     Returns:
         dict: Per metric key of ``METRICS`` that every run has: ``baseline``,
         ``gan`` and ``diff`` as ``[mean, sd]`` in AP points (sd None for one seed),
-        ``per_seed`` ``{str(seed): diff}`` and ``paired_t`` ``[t, p]`` (None for one
-        seed or a constant difference).
+        ``per_seed`` ``{str(seed): diff}``, ``diff_ci95`` ``[low, high]``, the
+        two-sided 95% Student t interval of the mean difference (None for one seed),
+        and ``paired_t`` ``[t, p]`` (None for one seed or a constant difference).
     """
     table = {}
     for key in METRICS:
@@ -46,11 +49,15 @@ def summarize(runs: Dict[str, Dict[int, dict]], seeds: Sequence[int]) -> Dict[st
         if len(seeds) > 1 and np.ptp(diff) > 1e-6:
             test = stats.ttest_rel(gan, base)
             paired = [float(test.statistic), float(test.pvalue)]
+        interval = None
+        if len(seeds) > 1:
+            half = stats.t.ppf(0.975, len(seeds) - 1) * std(diff) / np.sqrt(len(seeds))
+            interval = [float(diff.mean() - half), float(diff.mean() + half)]
         table[key] = dict(baseline=[float(base.mean()), std(base)],
                           gan=[float(gan.mean()), std(gan)],
                           diff=[float(diff.mean()), std(diff)],
                           per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())),
-                          paired_t=paired)
+                          diff_ci95=interval, paired_t=paired)
     return table
 
 
@@ -58,7 +65,7 @@ def metric_rows(table: Dict[str, dict],
                 extra: Optional[Callable[[dict], List[str]]] = None) -> List[str]:
     """Markdown rows of a ``summarize`` table, one per metric: both sides
     (mean ± sd), their difference, the per-seed differences, ``extra(row)``'s
-    cells if given, and the paired t-test."""
+    cells if given, the 95% interval of the difference and the paired t-test."""
 
     def cell(mean_std, sign=''):
         mean, std = mean_std
@@ -68,6 +75,8 @@ def metric_rows(table: Dict[str, dict],
             f'{cell(row["diff"], "+")} | '
             + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
             + ''.join(f'{c} | ' for c in (extra(row) if extra else []))
+            + ('-' if row['diff_ci95'] is None else
+               '{:+.2f} to {:+.2f}'.format(*row['diff_ci95'])) + ' | '
             + ('-' if row['paired_t'] is None else
                '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |'
             for key, row in table.items()]
@@ -75,6 +84,7 @@ def metric_rows(table: Dict[str, dict],
 
 def paired_table(table: Dict[str, dict]) -> List[str]:
     """Markdown header and rows of a ``summarize`` table (baseline, GAN, their
-    difference, per seed and the paired t-test); ``PAIRED_NOTE`` explains it."""
+    difference, per seed, its 95% interval and the paired t-test);
+    ``PAIRED_NOTE`` explains it."""
     return ['| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
-            '| paired t (p) |', '|---|---|---|---|---|---|'] + metric_rows(table)
+            '| 95% interval | paired t (p) |', '|---|---|---|---|---|---|---|'] + metric_rows(table)
