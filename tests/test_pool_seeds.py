@@ -124,3 +124,24 @@ def test_refuses_saved_tables_of_another_experiment_or_kernels(tmp_path):
         pool['load_pooled']([a, str(work)])
     with pytest.raises(SystemExit, match='no such work dir or results.json: .*missing'):
         pool['load_pooled']([a, str(tmp_path / 'missing')])
+
+
+def test_figure_shows_each_seeds_difference_and_the_interval(tmp_path):
+    pairs = {0: (0.20, 0.22), 1: (0.30, 0.29), 4: (0.25, 0.30)}  # +2, -1, +5 AP
+    for seed, (base, gan) in pairs.items():
+        fake_pair(tmp_path, seed, base, gan)
+    runs, seeds, _ = pool['load_pooled']([str(tmp_path)])
+    fig = pool['plot_differences'](pool['summarize'](runs, seeds), seeds, target=1.0)
+    ax = fig.axes[0]
+    assert ax.get_title() == 'segm AP'
+    dots = ax.collections[0].get_offsets()
+    assert dots[:, 1].tolist() == pytest.approx(
+        [100 * (gan - base) for base, gan in pairs.values()])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ['0', '1', '4', 'mean']
+    # the interval's bar: mean 2 ± t(0.975, 2) * 3 / sqrt(3), t = 0.95 sqrt(2 / 0.0975)
+    (bar,) = ax.collections[1].get_segments()
+    half = 0.95 * (2 / (1 - 0.95 ** 2)) ** 0.5 * 3 / math.sqrt(3)
+    assert sorted(bar[:, 1]) == pytest.approx([2 - half, 2 + half])
+    assert any(line.get_ydata()[0] == 1.0 for line in ax.get_lines())  # the target line
+    fig.savefig(tmp_path / 'pooled.png')
+    assert (tmp_path / 'pooled.png').read_bytes()[:4] == b'\x89PNG'

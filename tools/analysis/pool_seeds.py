@@ -7,7 +7,8 @@ model trained the same config up to the seed (and the same split files), refuses
 seed found in two directories, and writes the table of ``run_experiment.py`` over
 the union of the seeds: each side's mean ± sample standard deviation, the per-seed
 GAN - baseline, its mean ± sd, 95% t interval and paired t-test, to ``pooled.{json,md}`` in
-``--out``. Example::
+``--out``, and ``pooled.png``: per metric the per-seed differences, their mean and
+its 95% interval (with ``--target``, a line at the effect to detect). Example::
 
     python tools/analysis/pool_seeds.py work_dirs/exp_glas_400_paired \
         work_dirs/exp_glas_400_paired_more --out work_dirs/glas_400_pooled
@@ -33,6 +34,9 @@ from gan_mask_rcnn.run_records import (KERNEL_DRIFT, check_same_splits, comparab
                                        finished_run, read, run_environments, write_atomic)
 
 MODELS = ('baseline', 'gan')
+# the metrics of the figure, one panel each, and those a --target line is drawn on
+PLOT_METRICS = ('segm_mAP', 'boundary_mAP', 'bbox_mAP')
+TARGET_METRICS = ('segm_mAP', 'boundary_mAP')
 # the run_experiment.py arguments that make two tables the same experiment
 EXPERIMENT_ARGS = ('dataset', 'iters', 'image_scale', 'val_fraction', 'options',
                    'gan_options', 'exact_resume')
@@ -168,11 +172,50 @@ def to_markdown(table: dict, sources: Sequence[str], seeds: List[int],
     return '\n'.join(lines) + '\n'
 
 
+def plot_differences(table: dict, seeds: List[int], keys: Sequence[str] = PLOT_METRICS,
+                     target: Optional[float] = None):
+    """One panel per metric of ``keys`` found in a ``summarize`` table: each seed's GAN -
+    baseline (a dot above its seed), their mean and its 95% t interval, a line at zero and,
+    given, a dashed line at ``target`` on the panels of ``TARGET_METRICS``.
+
+    Returns:
+        matplotlib.figure.Figure: The figure; per panel the seeds' dots are its first
+        collection (x: the seed's slot, y: its difference in AP points).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    keys = [k for k in keys if k in table]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        row = table[key]
+        diffs = [row['per_seed'][str(s)] for s in seeds]
+        slots = list(range(len(seeds)))
+        ax.scatter(slots, diffs, color='tab:blue', zorder=3, label='per seed')
+        mean = len(seeds) + 0.5
+        low, high = row['diff_ci95'] or (row['diff'][0], row['diff'][0])
+        ax.errorbar([mean], [row['diff'][0]], yerr=[[row['diff'][0] - low],
+                    [high - row['diff'][0]]], fmt='D', color='black', capsize=4,
+                    label='mean, 95% interval')
+        ax.axhline(0, color='grey', lw=0.8)
+        if target is not None and key in TARGET_METRICS:
+            ax.axhline(target, color='tab:red', ls='--', lw=1, label=f'target {target:+g}')
+        ax.set_xticks(slots + [mean], [str(s) for s in seeds] + ['mean'], fontsize=8)
+        ax.set_title(key.replace('_mAP', ' AP').replace('boundary', 'Boundary'))
+        ax.set_xlabel('seed')
+    axes[0][0].set_ylabel('GAN - baseline (AP points)')
+    axes[0][0].legend(fontsize=7, loc='best')
+    fig.tight_layout()
+    return fig
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('sources', nargs='+', metavar='WORK_DIR_OR_RESULTS_JSON',
                    help='tools/run_experiment.py --work-dir, or a results.json it wrote')
     p.add_argument('--out', required=True, help='folder for pooled.{json,md}')
+    p.add_argument('--target', type=float, default=None,
+                   help='draw a line at this GAN - baseline difference (AP points)')
     p.add_argument('--mixed-kernels', action='store_true',
                    help='pool runs trained in other kernel environments as well')
     return p.parse_args()
@@ -188,7 +231,11 @@ def main():
     write_atomic(osp.join(args.out, 'pooled.json'), json.dumps(
         dict(sources=args.sources, seeds=seeds, runs=runs, summary=table,
              environments=envs), indent=2))
-    print(md + f'\nwritten to {args.out}/pooled.{{json,md}}')
+    fig = plot_differences(table, seeds, target=args.target)
+    fig.savefig(osp.join(args.out, 'pooled.png'), dpi=120)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    print(md + f'\nwritten to {args.out}/pooled.{{json,md,png}}')
 
 
 if __name__ == '__main__':
