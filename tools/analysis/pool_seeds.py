@@ -204,8 +204,9 @@ def plot_differences(table: dict, seeds: List[int], keys: Sequence[str] = PLOT_M
         ax.set_title(key.replace('_mAP', ' AP').replace('boundary', 'Boundary'))
         ax.set_xlabel('seed')
     axes[0][0].set_ylabel('GAN - baseline (AP points)')
-    axes[0][0].legend(fontsize=7, loc='best')
-    fig.tight_layout()
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc='lower center', ncol=3,
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # room for the legend below the panels
     return fig
 
 
