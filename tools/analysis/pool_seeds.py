@@ -182,11 +182,10 @@ def plot_differences(table: dict, seeds: List[int], keys: Sequence[str] = PLOT_M
         matplotlib.figure.Figure: The figure; per panel the seeds' dots are its first
         collection (x: the seed's slot, y: its difference in AP points).
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend, nothing to close
     keys = [k for k in keys if k in table]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.4), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(keys), 3.4))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys):
         row = table[key]
         diffs = [row['per_seed'][str(s)] for s in seeds]
@@ -232,10 +231,8 @@ def main():
     write_atomic(osp.join(args.out, 'pooled.json'), json.dumps(
         dict(sources=args.sources, seeds=seeds, runs=runs, summary=table,
              environments=envs), indent=2))
-    fig = plot_differences(table, seeds, target=args.target)
-    fig.savefig(osp.join(args.out, 'pooled.png'), dpi=120)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
+    plot_differences(table, seeds, target=args.target).savefig(
+        osp.join(args.out, 'pooled.png'), dpi=120)
     print(md + f'\nwritten to {args.out}/pooled.{{json,md,png}}')
 
 

@@ -49,13 +49,14 @@ def summarize(runs: Dict[str, Dict[int, dict]], seeds: Sequence[int]) -> Dict[st
         if len(seeds) > 1 and np.ptp(diff) > 1e-6:
             test = stats.ttest_rel(gan, base)
             paired = [float(test.statistic), float(test.pvalue)]
+        diff_mean, diff_sd = float(diff.mean()), std(diff)
         interval = None
         if len(seeds) > 1:
-            half = stats.t.ppf(0.975, len(seeds) - 1) * std(diff) / np.sqrt(len(seeds))
-            interval = [float(diff.mean() - half), float(diff.mean() + half)]
+            half = stats.t.ppf(0.975, len(seeds) - 1) * diff_sd / np.sqrt(len(seeds))
+            interval = [diff_mean - half, diff_mean + half]
         table[key] = dict(baseline=[float(base.mean()), std(base)],
                           gan=[float(gan.mean()), std(gan)],
-                          diff=[float(diff.mean()), std(diff)],
+                          diff=[diff_mean, diff_sd],
                           per_seed=dict(zip(map(str, seeds), diff.round(2).tolist())),
                           diff_ci95=interval, paired_t=paired)
     return table
