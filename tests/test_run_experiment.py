@@ -1,6 +1,7 @@
 """The experiment runner's bookkeeping: held-out split, data, tables, borrowed baselines."""
 import json
 import os
+import os.path as osp
 import pathlib
 import runpy
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, fake_run
 
 exp = runpy.run_path(f'{REPO}/tools/run_experiment.py', run_name='experiment')
 
@@ -249,3 +250,31 @@ def test_command_trains_tabulates_and_records_kernels(shapes_root, tmp_path, mon
     ckpt.unlink()
     with pytest.raises(SystemExit, match=r'started with another config(.|\n)*interval'):
         exp['main']()
+
+
+def test_the_process_finishing_last_writes_the_paired_table(shapes_root, tmp_path,
+                                                            monkeypatch):
+    """Two processes share a seed (``--models baseline`` and ``--models gan``): the
+    one whose partner finished while it trained still writes the paired table."""
+    monkeypatch.setitem(exp['DATASETS'], 'shapes', dict(
+        root=shapes_root, img_prefix='', train='annotations/train.json',
+        test='annotations/val.json'))
+    runner = exp['main'].__globals__
+
+    def train(cfg_file, run_dir, iters, log):  # the baseline's process finishes meanwhile
+        fake_run(tmp_path, 0, 0.3, model='baseline')
+        return osp.join(run_dir, f'iter_{iters}.pth')
+
+    monkeypatch.setitem(runner, 'mim_train', train)
+    monkeypatch.setitem(runner, 'mim_test',
+                        lambda *args: {'segm_mAP': 0.25, 'bbox_mAP': 0.1})
+    monkeypatch.setitem(runner, 'record_environment', lambda run_dir: None)
+    monkeypatch.setitem(runner, 'train_wall_seconds', lambda run_dir: 50.0)
+    monkeypatch.setattr(sys, 'argv', [
+        'run_experiment.py', '--dataset', 'shapes', '--seeds', '0', '--models', 'gan',
+        '--iters', '2', '--image-scale', '64', '64', '--work-dir', str(tmp_path)])
+    exp['main']()
+    saved = json.loads((tmp_path / 'results.json').read_text())
+    assert saved['seeds_done'] == [0]
+    assert saved['runs']['baseline']['0']['segm_mAP'] == 0.3
+    assert saved['runs']['gan']['0']['segm_mAP'] == 0.25

@@ -266,6 +266,8 @@ def main():
     args.train_ann, args.test_ann = train_ann, test_ann  # recorded in results.json
     runs = {'baseline': {}, 'gan': {}}
     walls = {}
+    others = [m for m in ('baseline', 'gan')  # models another process trains
+              if m not in args.models and not (m == 'baseline' and args.baseline_from)]
     for seed in args.seeds:
         for model in ('baseline', 'gan'):
             run_dir = osp.join(work, f'{model}_seed{seed}')
@@ -275,11 +277,7 @@ def main():
                     args, seed, build_config(args, model, ds), work)
                 walls.setdefault(model, []).append(wall)
                 continue
-            if model not in args.models:  # another process's: read it if finished
-                finished = finished_run(run_dir)
-                if finished is not None:
-                    runs[model][seed], wall = finished
-                    walls.setdefault(model, []).append(wall)
+            if model not in args.models:  # another process's: read below
                 continue
             trained = osp.exists(final_checkpoint(run_dir, args.iters))
             cfg_file = run_config(build_config(args, model, ds), run_dir, seed, trained)
@@ -296,6 +294,13 @@ def main():
             walls.setdefault(model, []).append(float(read(wall_file)))
             print(f'[experiment] {model} seed {seed}: segm_mAP '
                   f'{runs[model][seed].get("segm_mAP")}', flush=True)
+        # another process's runs of this seed, read after ours trained, so that
+        # whichever of two processes finishes last writes the paired table
+        for model in others:
+            finished = finished_run(osp.join(work, f'{model}_seed{seed}'))
+            if finished is not None:
+                runs[model][seed], wall = finished
+                walls.setdefault(model, []).append(wall)
         # tables so far, rewritten after every seed: an interrupted run keeps them
         done = [s for s in args.seeds[:args.seeds.index(seed) + 1]
                 if s in runs['baseline'] and s in runs['gan']]
