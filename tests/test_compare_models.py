@@ -18,8 +18,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from conftest import BASELINE_CPU, CONFIGS, REPO, tiny_cfg
-from gan_mask_rcnn.comparison_plots import loss_curves, read_training_log
-from gan_mask_rcnn.model_comparison import ModelRun, compare, reference_data, run_from_work_dir
+from gan_mask_rcnn_lab.comparison_plots import loss_curves, read_training_log
+from gan_mask_rcnn_lab.model_comparison import ModelRun, compare, reference_data, run_from_work_dir
 
 GAN_CPU = osp.join(CONFIGS, 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
 CLI = osp.join(REPO, 'tools', 'analysis', 'compare_models.py')

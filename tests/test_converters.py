@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from gan_mask_rcnn.glas_to_coco import convert_glas
-from gan_mask_rcnn.instance_masks_to_coco import convert_instance_masks, split_names
+from gan_mask_rcnn_lab.glas_to_coco import convert_glas
+from gan_mask_rcnn_lab.instance_masks_to_coco import convert_instance_masks, split_names
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 48, 64

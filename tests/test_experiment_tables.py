@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gan_mask_rcnn.experiment_tables import metric_rows, summarize
+from gan_mask_rcnn_lab.experiment_tables import metric_rows, summarize
 
 
 def test_summary_is_paired_per_seed():

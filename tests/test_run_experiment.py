@@ -130,7 +130,7 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     (tmp_path / 'baseline_seed0' / 'environment.json').write_text(json.dumps([env]))
     md = exp['write_results'](str(tmp_path), args, runs, {'gan': [60.0]}, [0])
     assert md.endswith('different kernel environments**, whose float sums round '
-                       'differently (1-3 AP on a 400-iteration GlaS-cc run): torch '
+                       'differently (projects/gan_mask_rcnn/results/README.md): torch '
                        '2.13.0+cpu, AVX2, OMP_NUM_THREADS=1 (baseline_seed0); unrecorded '
                        '(gan_seed0).\n')
     saved = json.loads((tmp_path / 'results.json').read_text())
@@ -141,7 +141,7 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
 
 
 def test_train_wall_time_counts_every_session_of_a_resumed_run(tmp_path):
-    from gan_mask_rcnn.mim_runs import train_wall_seconds
+    from gan_mask_rcnn_lab.mim_runs import train_wall_seconds
     sessions = {'20261130_120051': ('12:00:51', '14:47:28'),   # cut off at iteration 820
                 '20261130_150340': ('15:03:40', '15:44:37')}   # resumed from 800
     for stamp, (first, last) in sessions.items():
@@ -165,7 +165,7 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
     import shutil
     import tempfile
     from mmengine.config import Config
-    from gan_mask_rcnn.mim_runs import dump_run_config
+    from gan_mask_rcnn_lab.mim_runs import dump_run_config
     # a short source path and a long one here: the dumped config texts wrap their
     # ann_file lines differently, the configs are the same
     src = tempfile.mkdtemp()

@@ -8,8 +8,8 @@ import sys
 
 from conftest import REPO
 
-from gan_mask_rcnn.run_records import (comparable_config, config_difference,
-                                       environment_label, environments_by_label)
+from gan_mask_rcnn_lab.run_records import (comparable_config, config_difference,
+                                           environment_label, environments_by_label)
 
 exp = runpy.run_path(f'{REPO}/tools/run_experiment.py', run_name='experiment')
 
@@ -17,7 +17,7 @@ exp = runpy.run_path(f'{REPO}/tools/run_experiment.py', run_name='experiment')
 def record(run_dir, **env):
     """``record_environment`` in a fresh process started with ``env``."""
     out = subprocess.run(
-        [sys.executable, '-c', 'import json, sys; from gan_mask_rcnn.run_records import '
+        [sys.executable, '-c', 'import json, sys; from gan_mask_rcnn_lab.run_records import '
          'record_environment; print(json.dumps(record_environment(sys.argv[1])))',
          str(run_dir)], env=dict(os.environ, **env), check=True, capture_output=True,
         text=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from gan_mask_rcnn.synthetic_shapes import SHAPE_CLASSES, generate_shapes
+from gan_mask_rcnn_lab.synthetic_shapes import SHAPE_CLASSES, generate_shapes
 
 
 def _digest(root, split):

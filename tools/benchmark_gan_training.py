@@ -54,7 +54,7 @@ from mmdet.registry import MODELS
 
 import gan_mask_rcnn  # noqa: F401  (registers the GAN modules)
 from gan_mask_rcnn.config_utils import set_data_root
-from gan_mask_rcnn.synthetic_shapes import generate_shapes
+from gan_mask_rcnn_lab.synthetic_shapes import generate_shapes
 
 MALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536', 'MALLOC_TRIM_THRESHOLD_': '0'}
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

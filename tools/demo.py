@@ -17,9 +17,9 @@ import time
 from mmengine.config import Config
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.mim_runs import dump_run_config, mim_test, mim_train, run_logged
-from gan_mask_rcnn.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
-                                            generate_splits)
+from gan_mask_rcnn_lab.mim_runs import dump_run_config, mim_test, mim_train, run_logged
+from gan_mask_rcnn_lab.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
+                                                generate_splits)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(

@@ -7,8 +7,8 @@ Example::
 import argparse
 import time
 
-from gan_mask_rcnn.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
-                                            SHAPE_CLASSES, generate_splits)
+from gan_mask_rcnn_lab.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
+                                                SHAPE_CLASSES, generate_splits)
 
 
 def parse_args():

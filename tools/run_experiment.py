@@ -34,14 +34,14 @@ from filelock import FileLock
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
-from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
-from gan_mask_rcnn.mim_runs import (dump_run_config, final_checkpoint, mim_test, mim_train,
-                                     train_wall_seconds)
-from gan_mask_rcnn.run_records import (KERNEL_DRIFT, SPLIT_FILES, comparable_config,
-                                       config_difference, environments_by_label,
-                                       finished_run, read, record_environment,
-                                       run_environments, write_atomic)
-from gan_mask_rcnn.synthetic_shapes import generate_splits
+from gan_mask_rcnn_lab.experiment_tables import PAIRED_NOTE, paired_table, summarize
+from gan_mask_rcnn_lab.mim_runs import (dump_run_config, final_checkpoint, mim_test, mim_train,
+                                        train_wall_seconds)
+from gan_mask_rcnn_lab.run_records import (SPLIT_FILES, comparable_config,
+                                           config_difference, environments_by_label,
+                                           finished_run, read, record_environment,
+                                           run_environments, write_atomic)
+from gan_mask_rcnn_lab.synthetic_shapes import generate_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
@@ -151,7 +151,8 @@ def environment_note(envs: dict) -> str:
     labels = environments_by_label(envs)
     if len(labels) == 1:
         return f'Kernel environment of every training: {next(iter(labels))}.'
-    return (f'**The runs trained in different kernel environments**, {KERNEL_DRIFT}: '
+    return ('**The runs trained in different kernel environments**, whose float sums '
+            'round differently (projects/gan_mask_rcnn/results/README.md): '
             + '; '.join(f'{label} ({", ".join(names)})' for label, names in labels.items())
             + '.')
 

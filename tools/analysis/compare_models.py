@@ -21,9 +21,9 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from gan_mask_rcnn.comparison_plots import comparison_grid, loss_curves, read_training_log
-from gan_mask_rcnn.model_comparison import (ModelRun, compare, reference_data,
-                                            run_from_work_dir, write_report)
+from gan_mask_rcnn_lab.comparison_plots import comparison_grid, loss_curves, read_training_log
+from gan_mask_rcnn_lab.model_comparison import (ModelRun, compare, reference_data,
+                                                run_from_work_dir, write_report)
 
 
 def parse_args():

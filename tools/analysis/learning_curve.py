@@ -27,8 +27,8 @@ from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
-from gan_mask_rcnn.experiment_tables import METRICS, summarize
-from gan_mask_rcnn.mim_runs import mim_test
+from gan_mask_rcnn_lab.experiment_tables import METRICS, summarize
+from gan_mask_rcnn_lab.mim_runs import mim_test
 
 MODELS = ('baseline', 'gan')
 

@@ -18,7 +18,7 @@ kept from another machine, such as those under ``projects/gan_mask_rcnn/results/
 its seeds pool when its experiment arguments (data set, iterations, image scale,
 split, ``--options``, ``--gan-options``, ``--exact-resume``) equal those of every
 other input's ``results.json``. Seeds trained in other kernel environments (see
-``gan_mask_rcnn.run_records``) are refused unless ``--mixed-kernels`` is given.
+``gan_mask_rcnn_lab.run_records``) are refused unless ``--mixed-kernels`` is given.
 """
 import argparse
 import glob
@@ -28,10 +28,10 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from gan_mask_rcnn.experiment_tables import PAIRED_NOTE, paired_table, summarize
-from gan_mask_rcnn.run_records import (KERNEL_DRIFT, check_same_splits, comparable_config,
-                                       config_difference, environments_by_label,
-                                       finished_run, read, run_environments, write_atomic)
+from gan_mask_rcnn_lab.experiment_tables import PAIRED_NOTE, paired_table, summarize
+from gan_mask_rcnn_lab.run_records import (check_same_splits, comparable_config,
+                                           config_difference, environments_by_label,
+                                           finished_run, read, run_environments, write_atomic)
 
 MODELS = ('baseline', 'gan')
 # the metrics of the figure, one panel each, and those a --target line is drawn on
@@ -158,8 +158,8 @@ def load_pooled(sources: Sequence[str], mixed_kernels: bool = False
     recorded = [label for label in environments_by_label(envs) if label != 'unrecorded']
     if len(recorded) > 1 and not mixed_kernels:
         raise SystemExit('the runs trained in other kernel environments ('
-                         + '; '.join(recorded) + f'), {KERNEL_DRIFT}: pool them only '
-                         'knowingly, with --mixed-kernels')
+                         + '; '.join(recorded) + '), whose float sums round differently: '
+                         'pool them only knowingly, with --mixed-kernels')
     return runs, sorted(owner), envs
 
 

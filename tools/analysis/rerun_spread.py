@@ -29,9 +29,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from gan_mask_rcnn.experiment_tables import METRICS, metric_rows, summarize
-from gan_mask_rcnn.run_records import (check_same_splits, comparable_config,
-                                       config_difference, finished_run, write_atomic)
+from gan_mask_rcnn_lab.experiment_tables import METRICS, metric_rows, summarize
+from gan_mask_rcnn_lab.run_records import (check_same_splits, comparable_config,
+                                           config_difference, finished_run, write_atomic)
 
 
 def load_pairs(dirs: Sequence[str], model: str, seeds: List[int]) -> Dict[str, dict]:

@@ -10,7 +10,7 @@ writes train.json, testA.json, testB.json and test.json (testA + testB) whose
 """
 import argparse
 
-from gan_mask_rcnn.glas_to_coco import convert_glas
+from gan_mask_rcnn_lab.glas_to_coco import convert_glas
 
 
 def main():

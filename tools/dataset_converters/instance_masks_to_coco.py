@@ -14,7 +14,7 @@ Examples::
 """
 import argparse
 
-from gan_mask_rcnn.instance_masks_to_coco import convert_instance_masks
+from gan_mask_rcnn_lab.instance_masks_to_coco import convert_instance_masks
 
 
 def key_values(items, cast, what):

@@ -16,7 +16,6 @@ from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
 from .mask_discriminator import MaskDiscriminator
 from .prroi_extractor import PrRoIExtractor
 from .reseed_train_loop import ReseedIterBasedTrainLoop
-from .synthetic_shapes import SHAPE_CLASSES, generate_shapes
 
 allow_mmengine_checkpoint_types()
 
@@ -24,5 +23,5 @@ __version__ = '0.1.0'
 
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
            'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop', 'ReseedIterBasedTrainLoop',
-           'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel', 'SHAPE_CLASSES',
-           'generate_shapes', 'CocoBoundaryMetric', 'PrRoIExtractor']
+           'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel',
+           'CocoBoundaryMetric', 'PrRoIExtractor']

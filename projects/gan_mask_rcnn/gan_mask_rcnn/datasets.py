@@ -11,7 +11,8 @@ import os.path as osp
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from .synthetic_shapes import SHAPE_CLASSES
+#: Classes of the synthetic shapes set (written by ``tools/generate_shapes.py``).
+SHAPE_CLASSES = ('ellipse', 'polygon', 'star', 'gear')
 
 
 class _CheckedCocoDataset(CocoDataset):
@@ -32,7 +33,7 @@ class _CheckedCocoDataset(CocoDataset):
 
 @DATASETS.register_module()
 class ShapesDataset(_CheckedCocoDataset):
-    """The synthetic shapes set (:mod:`gan_mask_rcnn.synthetic_shapes`)."""
+    """The synthetic shapes set (:mod:`gan_mask_rcnn_lab.synthetic_shapes`)."""
 
     METAINFO = dict(
         classes=SHAPE_CLASSES,

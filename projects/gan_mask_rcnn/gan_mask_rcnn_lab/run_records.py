@@ -5,10 +5,11 @@ A run ``<work_dir>/<model>_seed<seed>`` is finished when its test metrics and it
 (``tools/analysis/{rerun_spread,pool_seeds}.py``, ``--baseline-from``) compare their
 run configs with ``comparable_config`` / ``config_difference`` before pooling them.
 
-The float kernels a CPU training ran in move a short run by 1-3 AP (README, "The
-drift measured"), so each run also keeps the kernel environment of every process
-that trained it (``environment.json``, see ``record_environment``), and seeds of
-other kernel environments are not pooled unnoticed.
+The float kernels a CPU training ran in round its sums their own way, and a short
+run moves with them (the drift is measured in projects/gan_mask_rcnn/results/), so
+each run also keeps the kernel environment of every process that trained it
+(``environment.json``, see ``record_environment``), and seeds of other kernel
+environments are not pooled unnoticed.
 """
 import difflib
 import json
@@ -27,9 +28,6 @@ SPLIT_FILES = ('train_split.json', 'val_split.json')
 # environment variables that select or split the float kernels of a CPU training
 KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
               'OMP_NUM_THREADS')
-# why runs of different kernel environments are told apart (README, "The drift measured")
-KERNEL_DRIFT = ('whose float sums round differently (1-3 AP on a 400-iteration GlaS-cc '
-                'run)')
 
 
 def read(path: str) -> str:

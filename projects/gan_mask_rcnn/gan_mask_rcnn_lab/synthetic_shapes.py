@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 
-SHAPE_CLASSES = ('ellipse', 'polygon', 'star', 'gear')
+from gan_mask_rcnn.datasets import SHAPE_CLASSES
+
 # The set that `make data`, `make demo` and tools/run_experiment.py write: image side
 # and the image counts of its splits.
 DEFAULT_SIZE = 192
