@@ -6,7 +6,8 @@ detached, for the discriminator step that follows (``discriminator_loss``), so
 that step needs no second forward of the detector. In test mode the head is
 exactly ``StandardRoIHead``: the discriminators are never run.
 """
-from typing import Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -99,6 +100,18 @@ class GANRoIHead(StandardRoIHead):
     def discriminators(self) -> List[nn.Module]:
         """The discriminator modules this head has."""
         return [getattr(self, name) for name in self.discriminator_names()]
+
+    @contextmanager
+    def gan_schedule(self, adversarial: bool, adv_weight_scale: float) -> Iterator[None]:
+        """Within the context ``loss`` is adversarial or not, with the adversarial
+        terms scaled by ``adv_weight_scale``; the detector's ``train_step`` passes
+        its schedule this way. Outside, the head keeps its own values."""
+        before = self.adversarial, self.adv_weight_scale
+        self.adversarial, self.adv_weight_scale = bool(adversarial), float(adv_weight_scale)
+        try:
+            yield
+        finally:
+            self.adversarial, self.adv_weight_scale = before
 
     def loss(self, x: Tuple[Tensor], rpn_results_list: InstanceList,
              batch_data_samples: SampleList) -> dict:
