@@ -15,3 +15,15 @@ test: setup
 
 data: setup
 	$(PY) tools/generate_shapes.py --out data/shapes
+
+# The prepared GPU check (tools/gpu_check.sh): `gpu-check-prepare` here fills gpu_carry/,
+# `gpu-check` runs on the GPU machine, `gpu-check-cpu` runs the same steps on this CPU.
+.PHONY: gpu-check-prepare gpu-check gpu-check-cpu
+gpu-check-prepare: setup
+	bash tools/gpu_check.sh prepare
+
+gpu-check:
+	bash tools/gpu_check.sh run
+
+gpu-check-cpu: setup
+	bash tools/gpu_check.sh run --device cpu
