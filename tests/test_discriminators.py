@@ -1,12 +1,18 @@
 """BoxDiscriminator and MaskDiscriminator: shapes, losses against their formulas
-(thesis eq. 3.2-3.4), gradients against finite differences, and bad input."""
+(thesis eq. 3.2-3.4) with their own loss weights, gradients against the formulas'
+autograd and finite differences, and bad input.
+
+The mask critic's references build what the fast path avoids: the (N, M) vectors
+``[w_0 x, w_1 conv_1(x), ...]`` of the products ``x = mask * feats``, run through
+the plain conv blocks (torchvision's ``expected_fn`` pattern)."""
 import math
+import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gan_mask_rcnn.box_discriminator import BoxDiscriminator
 from gan_mask_rcnn.mask_discriminator import MaskDiscriminator
@@ -18,6 +24,36 @@ def _log_sigmoid(z):
     """log(1 / (1 + e^-z)) from math, element by element."""
     return torch.tensor([-math.log1p(math.exp(-v)) if v > -30 else v
                          for v in z.tolist()], dtype=torch.float64)
+
+
+def expected_layer_outputs(d: MaskDiscriminator, x: Tensor) -> List[Tensor]:
+    """The input and each conv block's output, through the plain blocks."""
+    outputs = [x]
+    for conv in d.convs:
+        outputs.append(conv(outputs[-1]))
+    return outputs
+
+
+def expected_vector(d: MaskDiscriminator, x: Tensor) -> Tensor:
+    """SegAN's hierarchical vector: weighted, flattened, concatenated, (N, M)."""
+    return torch.cat([w * f.flatten(1) for w, f in
+                      zip(d.layer_weights, expected_layer_outputs(d, x))], dim=1)
+
+
+def expected_distance(d, feats, real_mask, fake_mask):
+    """Eq. 3.4 divided by the vector length: mean |v(real) - v(fake)|, and its
+    input part (the first C*S*S entries of each vector)."""
+    vr, vf = expected_vector(d, real_mask * feats), expected_vector(d, fake_mask * feats)
+    diff = (vr - vf).abs()
+    return diff.mean(), diff[:, :feats[0].numel()].sum() / diff.numel()
+
+
+def mask_inputs(n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(n, 4, 12, 12, dtype=torch.float64, generator=g)
+    real_mask = (torch.rand(n, 1, 12, 12, generator=g) > 0.5).double()
+    fake_mask = torch.rand(n, 1, 12, 12, dtype=torch.float64, generator=g)
+    return feats, real_mask, fake_mask
 
 
 def test_box_discriminator_architecture_and_shapes():
@@ -33,19 +69,26 @@ def test_box_discriminator_architecture_and_shapes():
     assert d(torch.randn(1, 256, 28, 28)).shape == (1,)
 
 
-def test_box_losses_match_eq_3_2_and_3_3():
+def test_box_losses_match_eq_3_2_and_3_3_with_their_weights():
+    """``loss_generator`` is ``loss_weight * L_G``, ``loss_discriminator``
+    ``d_loss_weight * L_D``: each discriminator applies its own weights."""
     torch.manual_seed(0)
-    d = BoxDiscriminator(**SMALL).double()
+    d = BoxDiscriminator(**SMALL, loss_weight=0.3, d_loss_weight=0.7).double()
     real, fake = torch.randn(5, 4, 12, 12).double(), torch.randn(6, 4, 12, 12).double()
     zr, zf = d(real).detach(), d(fake).detach()  # train-mode BN: batch statistics
     p_fake = torch.sigmoid(zf)
     loss_g = d.loss_generator(fake)
-    assert loss_g.item() == pytest.approx((-_log_sigmoid(zf)).mean().item(), rel=1e-10)
+    assert set(loss_g) == {'loss'}
+    assert loss_g['loss'].item() == pytest.approx(0.3 * (-_log_sigmoid(zf)).mean().item(),
+                                                  rel=1e-10)
     out = d.loss_discriminator(real, fake)
     expected_d = (-_log_sigmoid(zr)).mean() - torch.log1p(-p_fake).mean()
-    assert out['loss'].item() == pytest.approx(expected_d.item(), rel=1e-10)
+    assert out['loss'].item() == pytest.approx(0.7 * expected_d.item(), rel=1e-10)
     assert out['acc_real'].item() == pytest.approx((zr > 0).double().mean().item())
     assert out['acc_fake'].item() == pytest.approx((zf < 0).double().mean().item())
+    # the defaults: the author's generator weight, an unweighted L_D
+    default = BoxDiscriminator()
+    assert (default.loss_weight, default.d_loss_weight) == (0.025, 1.0)
 
 
 def test_box_discriminator_index_equals_scoring_the_repeated_rows():
@@ -67,7 +110,8 @@ def test_box_discriminator_index_equals_scoring_the_repeated_rows():
     for ours, ref in zip(results[1], results[0]):
         torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     d.convs[0].order = ('norm', 'conv', 'act')
-    with pytest.raises(ValueError, match='index needs conv layers ordered'):
+    with pytest.raises(ValueError, match=r"BoxDiscriminator\(x, index\) needs conv layers "
+                                         r"ordered \('conv', 'norm', 'act'\)"):
         d(real, index)
 
 
@@ -120,75 +164,77 @@ def test_box_discriminator_learns_a_separable_problem():
     assert out['loss'].item() < 0.2
 
 
-def test_mask_discriminator_output_is_weighted_concatenation():
+def test_mask_discriminator_layers_shrink():
+    """forward gives each conv block's output of ``mask * feats``, as the plain
+    blocks do, at shrinking resolution."""
     torch.manual_seed(0)
-    weights = (1, 1, 2, 2, 2, 4)
-    d = MaskDiscriminator(**SMALL, strides=(2, 2, 2, 1, 1), layer_weights=weights)
-    x = torch.randn(2, 4, 12, 12)
-    out = d(x)
-    # sizes: input 4*12*12, then 3*6*6, 3*3*3, 4*2*2, 4*2*2, 4*2*2
-    sizes = [4 * 144, 3 * 36, 3 * 9, 4 * 4, 4 * 4, 4 * 4]
-    assert out.shape == (2, sum(sizes))
-    assert torch.equal(out[:, :sizes[0]], x.flatten(1))
-    # the last block is 4 x the last layer's output
-    last = x
-    for conv in d.convs:
-        last = conv(last)
-    assert torch.allclose(out[:, -sizes[-1]:], 4 * last.flatten(1))
-    resolutions = [12]
-    for conv in d.convs:
-        resolutions.append((resolutions[-1] - 1) // conv.conv.stride[0] + 1)
-    assert resolutions == [12, 6, 3, 2, 2, 2]  # shrinking resolution
+    d = MaskDiscriminator(**SMALL, strides=(2, 2, 2, 1, 1)).double()
+    feats, _, mask = mask_inputs(2)
+    outputs = d(feats, mask)
+    expected = expected_layer_outputs(d, mask * feats)[1:]
+    assert [o.shape[-1] for o in outputs] == [6, 3, 2, 2, 2]
+    for ours, ref in zip(outputs, expected):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_mask_losses_match_eq_3_4():
+def test_mask_losses_match_eq_3_4_with_their_weights():
+    """L_G and L_D = -L_G against the built vectors, each with its own weight, and
+    L_G's two logged parts: the parameter-free input term and the layers' term."""
     torch.manual_seed(0)
-    d = MaskDiscriminator(**SMALL).double()
-    real, fake = torch.randn(3, 4, 12, 12).double(), torch.randn(3, 4, 12, 12).double()
-    vr, vf = d(real).detach(), d(fake).detach()
-    expected = sum(abs(a - b) for a, b in zip(vr.flatten().tolist(),
-                                              vf.flatten().tolist())) / vr.numel()
-    assert d.loss_generator(real, fake).item() == pytest.approx(expected, rel=1e-10)
-    assert d.loss_discriminator(real, fake).item() == pytest.approx(-expected, rel=1e-10)
+    d = MaskDiscriminator(**SMALL, loss_weight=0.3, d_loss_weight=0.7).double()
+    feats, real_mask, fake_mask = mask_inputs()
+    with torch.no_grad():
+        distance, input_part = expected_distance(d, feats, real_mask, fake_mask)
+    gen = d.loss_generator(feats, real_mask, fake_mask)
+    assert set(gen) == {'loss', 'l1_input', 'l1_layers'}
+    assert gen['loss'].item() == pytest.approx(0.3 * distance.item(), rel=1e-10)
+    assert gen['l1_input'].item() == pytest.approx(input_part.item(), rel=1e-10)
+    assert gen['l1_layers'].item() == pytest.approx((distance - input_part).item(),
+                                                    rel=1e-10)
+    assert 0 < gen['l1_input'] and 0 < gen['l1_layers']
+    disc = d.loss_discriminator(feats, real_mask, fake_mask)
+    assert disc['loss'].item() == pytest.approx(-0.7 * distance.item(), rel=1e-10)
+    assert disc['dist'].item() == pytest.approx(distance.item(), rel=1e-10)
+    default = MaskDiscriminator()
+    assert (default.loss_weight, default.d_loss_weight) == (0.5, 1.0)
 
 
-def test_masked_distance_equals_distance_of_the_products():
-    """masked_distance(F, m_r, m_f) factors the input term; value and gradients
-    (fake mask, critic parameters) must equal distance(m_r * F, m_f * F), with the
-    eq. 3.4 mean over the concatenated vectors as the reference value."""
+def test_mask_loss_gradients_match_the_formula():
+    """The critic's parameter gradients (its step) and the fake mask's gradient
+    (the generator's step, critic frozen) equal autograd through the vectors."""
     torch.manual_seed(0)
-    d = MaskDiscriminator(**SMALL).double()
-    feats = torch.randn(3, 4, 12, 12, dtype=torch.float64)
-    real_mask = (torch.rand(3, 1, 12, 12) > 0.5).double()
-    fake_mask = torch.rand(3, 1, 12, 12, dtype=torch.float64)
-    vr, vf = d(real_mask * feats).detach(), d(fake_mask * feats).detach()
-    expected = (vr - vf).abs().mean().item()
-    results = []
-    for fn in (lambda m: d.distance(real_mask * feats, m * feats),
-               lambda m: d.masked_distance(feats, real_mask, m)):
-        d.zero_grad()
+    d = MaskDiscriminator(**SMALL, d_loss_weight=0.7).double()
+    feats, real_mask, fake_mask = mask_inputs()
+    d.zero_grad()
+    d.loss_discriminator(feats, real_mask, fake_mask)['loss'].backward()
+    ours = [p.grad.clone() for p in d.parameters()]
+    d.zero_grad()
+    (-0.7 * expected_distance(d, feats, real_mask, fake_mask)[0]).backward()
+    for a, b in zip(ours, [p.grad for p in d.parameters()]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    d.requires_grad_(False)
+    grads = []
+    for fn in (lambda m: d.loss_generator(feats, real_mask, m)['loss'],
+               lambda m: d.loss_weight * expected_distance(d, feats, real_mask, m)[0]):
         m = fake_mask.clone().requires_grad_()
-        out = fn(m)
-        out.backward()
-        results.append([out, m.grad] + [p.grad.clone() for p in d.parameters()])
-    assert results[1][0].item() == pytest.approx(expected, rel=1e-10)
-    for ours, ref in zip(results[1], results[0]):
-        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
-    with torch.no_grad():  # the generator's form: the real branch is not differentiated
-        gen = d.masked_distance(feats, real_mask, fake_mask, real_grad=False)
-    assert gen.item() == pytest.approx(expected, rel=1e-10)
+        fn(m).backward()
+        grads.append(m.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match='masks must be \\(N, 1, S, S\\)'):
-        d.masked_distance(feats, real_mask[:, 0], fake_mask[:, 0])
+        d.loss_generator(feats, real_mask[:, 0], fake_mask[:, 0])
 
 
 def test_mask_input_term_alone_is_plain_l1():
     """With weight 0 on every layer, L_G is the mean |real - fake| of the inputs
-    scaled by (input size) / (vector length)."""
-    d = MaskDiscriminator(**SMALL, layer_weights=(1, 0, 0, 0, 0, 0))
-    real, fake = torch.rand(2, 4, 12, 12), torch.rand(2, 4, 12, 12)
-    m = d(real).shape[1]
-    expected = (real - fake).abs().sum().item() / (2 * m)
-    assert d.loss_generator(real, fake).item() == pytest.approx(expected, rel=1e-5)
+    scaled by (input size) / (vector length), all of it the input term."""
+    d = MaskDiscriminator(**SMALL, layer_weights=(1, 0, 0, 0, 0, 0), loss_weight=1)
+    feats, real_mask, fake_mask = (t.float() for t in mask_inputs(2))
+    m = expected_vector(d, feats).shape[1]
+    expected = (real_mask * feats - fake_mask * feats).abs().sum().item() / (2 * m)
+    out = d.loss_generator(feats, real_mask, fake_mask)
+    assert out['loss'].item() == pytest.approx(expected, rel=1e-5)
+    assert out['l1_input'].item() == pytest.approx(expected, rel=1e-5)
+    assert out['l1_layers'].item() == pytest.approx(0, abs=1e-7)
 
 
 @pytest.mark.parametrize('kind', ['box', 'mask'])
@@ -198,11 +244,14 @@ def test_generator_gradient_matches_finite_differences(kind):
     cls = BoxDiscriminator if kind == 'box' else MaskDiscriminator
     d = cls(**SMALL).double().eval()
     d.requires_grad_(False)
-    real = torch.randn(2, 4, 12, 12, dtype=torch.float64)
-    fake = torch.randn(2, 4, 12, 12, dtype=torch.float64, requires_grad=True)
+    feats, real_mask, _ = mask_inputs(2)
+    shape = (2, 4, 12, 12) if kind == 'box' else (2, 1, 12, 12)
+    fake = torch.rand(shape, dtype=torch.float64, requires_grad=True)
 
     def loss(f):
-        return d.loss_generator(f) if kind == 'box' else d.loss_generator(real, f)
+        out = d.loss_generator(f) if kind == 'box' else d.loss_generator(
+            feats, real_mask, f)
+        return out['loss']
 
     loss(fake).backward()
     direction = torch.randn_like(fake)
@@ -216,12 +265,27 @@ def test_generator_gradient_matches_finite_differences(kind):
 @pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
 def test_bad_input_names_the_shape(cls):
     d = cls(**SMALL)
+    bad = torch.randn(2, 3, 12, 12)
     with pytest.raises(ValueError, match=r'\(N, 4, 12, 12\), got \(2, 3, 12, 12\)'):
-        d(torch.randn(2, 3, 12, 12))
+        d(bad) if cls is BoxDiscriminator else d(bad, torch.rand(2, 1, 12, 12))
     with pytest.raises(ValueError, match='channels=.*strides='):
         cls(channels=(8, 8), strides=(2,))
-    with pytest.raises(ValueError, match='loss_weight must be >= 0, got -1'):
-        cls(loss_weight=-1)
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+@pytest.mark.parametrize('key', ['loss_weight', 'd_loss_weight'])
+@pytest.mark.parametrize('value', [float('nan'), -1, float('inf'), '0.5', True])
+def test_bad_loss_weight_stops_at_build(cls, key, value):
+    """A NaN, negative, infinite or non-numeric weight stops at build, naming the
+    class, the key and the value."""
+    message = f'{cls.__name__} {key} must be a finite number >= 0, got {value!r}'
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cls(**{key: value})
+
+
+def test_joint_norm_must_be_a_bool():
+    with pytest.raises(ValueError, match="joint_norm must be True or False, got 'yes'"):
+        MaskDiscriminator(joint_norm='yes')
 
 
 def test_mask_layer_weights_length_is_checked():
@@ -229,51 +293,53 @@ def test_mask_layer_weights_length_is_checked():
         MaskDiscriminator(layer_weights=(1, 2))
 
 
-def test_masked_conv_matches_conv_of_the_product_kept_only_for_the_weight():
-    from gan_mask_rcnn.discriminator_utils import _MaskedConv2d, masked_conv
+def expected_joint_distance(d, feats, real_mask, fake_mask):
+    """mean |v(real) - v(fake)| with both halves through the blocks in one batch."""
+    n = len(feats)
+    v = expected_vector(d, torch.cat([real_mask * feats, fake_mask * feats]))
+    return (v[:n] - v[n:]).abs().mean()
+
+
+def test_joint_norm_box_scores_real_and_fake_in_one_batch():
+    """joint_norm=True: the logits are those of one forward on the concatenation
+    (BatchNorm statistics over real and fake together), in both steps."""
     torch.manual_seed(0)
-    conv = nn.Conv2d(4, 3, 3, stride=2, padding=1, bias=True).double()
-    feats = torch.randn(2, 4, 9, 9, dtype=torch.float64)
-    mask = torch.rand(2, 1, 9, 9, dtype=torch.float64, requires_grad=True)
-    # gradcheck against finite differences: mask, weight and bias
-    assert torch.autograd.gradcheck(
-        lambda m, w, b: _MaskedConv2d.apply(feats, m, w, b, (2, 2), (1, 1), (1, 1), 1),
-        (mask, conv.weight, conv.bias))
-    grads = []
-    for fn in (lambda: conv(mask * feats), lambda: masked_conv(conv, feats, mask)):
-        conv.zero_grad()
-        mask.grad = None
-        out = fn()
-        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum() \
-            .backward()
-        grads.append([out.detach(), mask.grad, conv.weight.grad, conv.bias.grad])
-    for ours, ref in zip(grads[1], grads[0]):
-        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
-
-    def kept_products():  # saved (N, C, S, S) tensors other than feats
-        saved = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
-                                                      lambda t: t):
-            masked_conv(conv, feats, mask)
-        return [t for t in saved if t.shape == feats.shape
-                and t.data_ptr() != feats.data_ptr()]
-
-    assert len(kept_products()) == 1  # the weight gradient needs the product
-    conv.requires_grad_(False)  # the generator's step: only the mask's gradient
-    assert not kept_products()
-    conv.requires_grad_(True)
-    with pytest.raises(ValueError, match='does not differentiate feats'):
-        masked_conv(conv, feats.clone().requires_grad_(), mask)
+    d = BoxDiscriminator(**SMALL, joint_norm=True, loss_weight=0.3).double()
+    real = torch.randn(3, 4, 12, 12, dtype=torch.float64)
+    fake = torch.randn(7, 4, 12, 12, dtype=torch.float64) + 0.5
+    index = torch.tensor([0, 0, 2, 1, 2, 2, 0])
+    with torch.no_grad():
+        z = d(torch.cat([real[index], fake]))
+    zr, zf = z[:7], z[7:]
+    expected_d = (-_log_sigmoid(zr)).mean() - _log_sigmoid(-zf).mean()
+    out = d.loss_discriminator(real, fake, index)
+    assert out['loss'].item() == pytest.approx(expected_d.item(), rel=1e-10)
+    assert out['acc_real'].item() == pytest.approx((zr > 0).double().mean().item())
+    gen = d.loss_generator(fake, real, index)['loss']
+    assert gen.item() == pytest.approx(0.3 * (-_log_sigmoid(zf)).mean().item(), rel=1e-10)
+    apart = BoxDiscriminator(**SMALL).double()
+    apart.load_state_dict(d.state_dict())
+    assert apart.loss_discriminator(real, fake, index)['loss'].item() != pytest.approx(
+        out['loss'].item(), rel=1e-3)  # BatchNorm: the option changes the losses
+    with pytest.raises(ValueError, match='joint_norm=True.*pass real'):
+        d.loss_generator(fake)
 
 
-def test_masked_conv_under_cpu_autocast():
-    from gan_mask_rcnn.discriminator_utils import masked_conv
-    conv = nn.Conv2d(4, 3, 3, padding=1, bias=False)
-    feats, mask = torch.randn(2, 4, 8, 8), torch.rand(2, 1, 8, 8, requires_grad=True)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = masked_conv(conv, feats, mask)
-        ref = conv(mask * feats)
-    out.float().sum().backward()
-    assert out.dtype == ref.dtype and mask.grad.dtype == torch.float32
-    assert conv.weight.grad.dtype == torch.float32
-    torch.testing.assert_close(out.float(), ref.float())
+def test_joint_norm_mask_critic_runs_one_batch():
+    torch.manual_seed(0)
+    d = MaskDiscriminator(**SMALL, joint_norm=True, loss_weight=0.3).double()
+    feats, real_mask, fake_mask = mask_inputs()
+    with torch.no_grad():
+        expected = expected_joint_distance(d, feats, real_mask, fake_mask)
+        apart = expected_distance(d, feats, real_mask, fake_mask)[0]
+    assert expected.item() != pytest.approx(apart.item(), rel=1e-3)
+    out = d.loss_discriminator(feats, real_mask, fake_mask)
+    assert out['loss'].item() == pytest.approx(-expected.item(), rel=1e-10)
+    d.requires_grad_(False)
+    m = fake_mask.clone().requires_grad_()
+    gen = d.loss_generator(feats, real_mask, m)
+    assert gen['loss'].item() == pytest.approx(0.3 * expected.item(), rel=1e-10)
+    gen['loss'].backward()
+    ref = fake_mask.clone().requires_grad_()
+    (0.3 * expected_joint_distance(d, feats, real_mask, ref)).backward()
+    torch.testing.assert_close(m.grad, ref.grad, rtol=1e-10, atol=1e-12)

@@ -4,6 +4,7 @@ References: mmdet's own StandardRoIHead (same weights, same random state), the
 ground-truth boxes (decoding the encoded targets), finite differences, and which
 parameters may receive gradients."""
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
 
 import gan_mask_rcnn  # noqa: F401  (registers the GAN modules)
+from gan_mask_rcnn.discriminator_inputs import decode_positive_boxes
 
 register_all_modules(init_default_scope=False)
 
@@ -115,9 +117,10 @@ def heads():
 
 def test_not_adversarial_is_exactly_standard_roi_head(heads):
     gan, std = heads
-    gan.adversarial = False
     batch = make_batch()
-    ours, ref = run_loss(gan, batch), run_loss(std, batch)
+    with gan.gan_schedule(adversarial=False, adv_weight_scale=1.0):
+        ours = run_loss(gan, batch)
+    ref = run_loss(std, batch)
     assert ours.keys() == ref.keys()
     for key in ref:
         assert torch.equal(ours[key], ref[key]), key
@@ -127,24 +130,32 @@ def test_adversarial_adds_generator_terms_only(heads):
     gan, std = heads
     batch = make_batch()
     ours, ref = run_loss(gan, batch), run_loss(std, batch)
-    assert set(ours) - set(ref) == {'loss_g_box', 'loss_g_mask'}
+    # two generator terms, and two logged parts of the mask critic's L_G
+    assert set(ours) - set(ref) == {'loss_g_box', 'loss_g_mask', 'l1_g_mask_input',
+                                    'l1_g_mask_layers'}
     for key in ref:
         assert torch.equal(ours[key], ref[key]), key
     assert ours['loss_g_box'] > 0 and ours['loss_g_mask'] > 0
 
 
 def test_predict_is_exactly_standard_roi_head(heads):
+    """Same detections as StandardRoIHead (and some: score_thr=0), and no
+    discriminator or discriminator pooling runs."""
     gan, std = heads
     gan.eval(), std.eval()
     x, proposals, samples = make_batch()
-    metas = [s.metainfo for s in samples]
+    calls = []
+    for module in gan.discriminators() + [gan.disc_roi_extractor]:
+        module.register_forward_pre_hook(lambda m, args: calls.append(type(m).__name__))
     with torch.no_grad():
         ours = gan.predict(x, copy.deepcopy(proposals), samples, rescale=False)
         ref = std.predict(x, copy.deepcopy(proposals), samples, rescale=False)
+    assert len(ours) == len(ref) == 2
     for a, b in zip(ours, ref):
+        assert len(b) > 0 and b.masks.shape == (len(b), IMG, IMG)
         for key in ('bboxes', 'scores', 'labels', 'masks'):
             assert torch.equal(a[key], b[key]), key
-    assert len(metas) == 2
+    assert not calls
 
 
 def test_box_generator_gradient_reaches_bbox_pred_only(heads):
@@ -224,7 +235,7 @@ def test_fake_boxes_are_decoded_for_the_gt_class(heads):
         deltas[pos, res.pos_gt_labels] = gan.bbox_head.bbox_coder.encode(
             res.pos_priors, res.pos_gt_bboxes)
         rows.append(deltas.flatten(1))
-    boxes = gan._decode_positive_boxes(torch.cat(rows), results)
+    boxes = decode_positive_boxes(gan.bbox_head, torch.cat(rows), results)
     for b, res in zip(boxes, results):
         assert len(b) > 0
         torch.testing.assert_close(b, res.pos_gt_bboxes, atol=1e-3, rtol=0)
@@ -247,7 +258,7 @@ def test_no_positive_samples_gives_zero_connected_terms(heads):
     for d in gan.discriminators():
         d.requires_grad_(True)
     d_losses = gan.discriminator_loss()
-    assert set(d_losses) == {'loss_d_box', 'loss_d_mask'}
+    assert set(d_losses) == {'loss_d_box', 'loss_d_mask', 'drift_d_box', 'drift_d_mask'}
     (d_losses['loss_d_box'] + d_losses['loss_d_mask']).backward()
     for d in gan.discriminators():
         assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in d.parameters())
@@ -266,7 +277,7 @@ def test_discriminator_loss_on_kept_inputs(heads):
             memory_format=torch.channels_last), key
     out = gan.discriminator_loss()
     assert set(out) == {'loss_d_box', 'acc_d_box_real', 'acc_d_box_fake',
-                        'loss_d_mask', 'dist_d_mask'}
+                        'loss_d_mask', 'dist_d_mask', 'drift_d_box', 'drift_d_mask'}
     assert out['loss_d_mask'].item() == pytest.approx(-out['dist_d_mask'].item())
     assert 0 <= out['acc_d_box_real'] <= 1 and 0 <= out['acc_d_box_fake'] <= 1
     (out['loss_d_box'] + out['loss_d_mask']).backward()
@@ -274,7 +285,7 @@ def test_discriminator_loss_on_kept_inputs(heads):
     for name, p in gan.named_parameters():
         assert (p.grad is not None) == ('discriminator' in name), name
     gan.clear_discriminator_inputs()
-    with pytest.raises(RuntimeError, match='preceding loss'):
+    with pytest.raises(RuntimeError, match='preceding adversarial loss'):
         gan.discriminator_loss()
 
 
@@ -329,3 +340,13 @@ def test_max_disc_rois_per_img_feeds_an_aligned_subset(heads):
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match='max_disc_rois_per_img'):
         MODELS.build(head_cfg(max_disc_rois_per_img=0))
+
+
+@pytest.mark.parametrize('value', [2.5, 8.0, '8', True])
+def test_non_integer_max_disc_rois_per_img_stops_at_build(value):
+    """Today's TypeError on the first adversarial iteration becomes an error at
+    build that names the key and the value."""
+    with pytest.raises(ValueError, match=re.escape(
+            f'max_disc_rois_per_img must be None (every positive) or an integer >= 1, '
+            f'got {value!r}')):
+        MODELS.build(head_cfg(max_disc_rois_per_img=value))

@@ -1,13 +1,12 @@
 """Pieces shared by the box and the mask discriminator: the conv stack, the input
-check, and a masked convolution that keeps no product for backward.
+check, and the rest of a conv block whose convolution the caller ran itself.
 
 Both discriminators of GAN Mask R-CNN (thesis section 3.2) are five 3x3 conv layers,
-each followed by BatchNorm and LeakyReLU, applied to 28x28 RoI features.
+each followed by a norm layer (BatchNorm by default) and LeakyReLU, applied to 28x28
+RoI features.
 """
-from typing import Optional, Sequence
+from typing import Sequence
 
-import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
@@ -59,61 +58,25 @@ def check_roi_features(x: Tensor, in_channels: int, roi_size: int, name: str) ->
                          f'{roi_size}), got {tuple(x.shape)}')
 
 
-class _MaskedConv2d(torch.autograd.Function):
-    """``conv2d(mask * feats, weight, bias)`` that keeps the (N, C, S, S) product
-    for backward only when the weight gradient needs it (the critic's own step),
-    not when only the mask's does (the generator's step, critic frozen): there
-    ``feats`` and ``mask`` suffice. ``feats`` gets no gradient."""
+def finish_conv_module(block: ConvModule, conv_out: Tensor, caller: str) -> Tensor:
+    """Apply the norm and the activation of ``block`` to its conv's output.
 
-    @staticmethod
-    def forward(ctx, feats: Tensor, mask: Tensor, weight: Tensor,
-                bias: Optional[Tensor], stride, padding, dilation, groups) -> Tensor:
-        ctx.conv_args = (stride, padding, dilation, groups)
-        ctx.has_bias = bias is not None
-        product = mask * feats
-        ctx.save_for_backward(feats, mask, weight,
-                              product if ctx.needs_input_grad[2] else None)
-        return F.conv2d(product, weight, bias, stride, padding, dilation, groups)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        feats, mask, weight, product = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.conv_args
-        need_mask, need_weight = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        need_bias = ctx.has_bias and ctx.needs_input_grad[3]
-        # the input's value matters for the weight gradient only; else its shape.
-        # Under autocast the forward ran in grad_out's dtype: compute in it.
-        dtype = grad_out.dtype
-        conv_input = (product if need_weight else feats).to(dtype)
-        grad_in, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_out, conv_input, weight.to(dtype),
-            [weight.shape[0]] if ctx.has_bias else None, stride, padding, dilation,
-            False, [0, 0], groups, [need_mask, need_weight, need_bias])
-        grad_mask = ((grad_in * feats.to(dtype)).sum(1, keepdim=True).to(mask.dtype)
-                     if need_mask else None)
-        if need_weight:
-            grad_weight = grad_weight.to(weight.dtype)
-        if need_bias:
-            grad_bias = grad_bias.to(weight.dtype)
-        return (None, grad_mask, grad_weight, grad_bias if need_bias else None,
-                None, None, None, None)
-
-
-def masked_conv(conv: nn.Conv2d, feats: Tensor, mask: Tensor) -> Tensor:
-    """``conv(mask * feats)`` without keeping the product for backward.
+    For callers that run a ``ConvModule``'s convolution their own way (on distinct
+    rows, on a masked input) and need the rest of the block unchanged.
 
     Args:
-        conv (nn.Conv2d): The convolution (its weight and bias are used).
-        feats (Tensor): (N, C, H, W) features; not differentiated.
-        mask (Tensor): (N, 1, H, W) mask, broadcast over the channels.
+        block (ConvModule): A block ordered ``('conv', 'norm', 'act')``.
+        conv_out (Tensor): Output of ``block.conv`` (or an equal), (N, C, H, W).
+        caller (str): Named in the error, e.g. ``'BoxDiscriminator(x, index)'``.
 
     Returns:
-        Tensor: ``conv(mask * feats)``, differentiable in ``mask`` and the
-        conv's parameters.
+        Tensor: ``block``'s output, (N, C, H, W).
     """
-    if feats.requires_grad:
-        raise ValueError('masked_conv does not differentiate feats: detach them')
-    if isinstance(conv.padding, str):
-        raise ValueError(f'masked_conv needs numeric padding, got {conv.padding!r}')
-    return _MaskedConv2d.apply(feats, mask, conv.weight, conv.bias, conv.stride,
-                               conv.padding, conv.dilation, conv.groups)
+    if block.order != ('conv', 'norm', 'act'):
+        raise ValueError(f"{caller} needs conv layers ordered ('conv', 'norm', 'act'), "
+                         f'got {block.order}')
+    if block.with_norm:
+        conv_out = block.norm(conv_out)
+    if block.with_activation:
+        conv_out = block.activate(conv_out)
+    return conv_out

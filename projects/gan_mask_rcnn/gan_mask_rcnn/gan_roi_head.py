@@ -6,6 +6,7 @@ detached, for the discriminator step that follows (``discriminator_loss``), so
 that step needs no second forward of the detector. In test mode the head is
 exactly ``StandardRoIHead``: the discriminators are never run.
 """
+import numbers
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -18,6 +19,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import InstanceList, OptConfigType
+from .discriminator_inputs import decode_positive_boxes, distinct_gt_boxes
+from .gradient_ratio import probe_gradient_ratio
 
 DISCRIMINATORS = ('box_discriminator', 'mask_discriminator')
 
@@ -25,6 +28,16 @@ DISCRIMINATORS = ('box_discriminator', 'mask_discriminator')
 def _zero_loss(*tensors: Tensor) -> Tensor:
     """A zero scalar connected to the graph of ``tensors`` (no positives)."""
     return sum(t.sum() for t in tensors) * 0
+
+
+def _log_names(outputs: Dict[str, Tensor], step: str, kind: str) -> Dict[str, Tensor]:
+    """Name a discriminator's outputs for the log: with ``step='d'`` and
+    ``kind='box'``, ``loss`` -> ``loss_d_box``, ``acc_real`` -> ``acc_d_box_real``."""
+    names = {}
+    for key, value in outputs.items():
+        what, _, part = key.partition('_')
+        names['_'.join(filter(None, (what, step, kind, part)))] = value
+    return names
 
 
 @MODELS.register_module()
@@ -44,6 +57,14 @@ class GANRoIHead(StandardRoIHead):
             generator and the discriminator terms). Their cost grows with the
             number of RoIs; ``None`` (default) uses every positive, as the thesis.
         **kwargs: Arguments of ``StandardRoIHead``.
+
+    Besides the losses, training logs instruments that show whether the
+    discriminators learn: ``l1_g_mask_input`` and ``l1_g_mask_layers`` (the mask
+    critic's unweighted ``L_G`` = the parameter-free feature-weighted L1 between
+    the masks + the learned layers' term), ``drift_d_box`` and ``drift_d_mask``
+    (``||theta_D - theta_D(0)||``), and ``grad_ratio_g_box`` / ``grad_ratio_g_mask``
+    (``||d loss_g_box / d bbox_pred|| / ||d loss_bbox / d bbox_pred||``, the same
+    for ``loss_g_mask`` / ``loss_mask`` on the mask logits).
     """
 
     def __init__(self,
@@ -53,9 +74,12 @@ class GANRoIHead(StandardRoIHead):
                  max_disc_rois_per_img: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if max_disc_rois_per_img is not None and max_disc_rois_per_img < 1:
-            raise ValueError('max_disc_rois_per_img must be None (every positive) or '
-                             f'>= 1, got {max_disc_rois_per_img}')
+        if max_disc_rois_per_img is not None and (
+                isinstance(max_disc_rois_per_img, bool)
+                or not isinstance(max_disc_rois_per_img, numbers.Integral)
+                or max_disc_rois_per_img < 1):
+            raise ValueError('max_disc_rois_per_img must be None (every positive) or an '
+                             f'integer >= 1, got {max_disc_rois_per_img!r}')
         if box_discriminator is None and mask_discriminator is None:
             raise ValueError(
                 'GANRoIHead needs at least one discriminator: set '
@@ -167,67 +191,27 @@ class GANRoIHead(StandardRoIHead):
             return bbox_results
         bbox_pred = bbox_results['bbox_pred']
         keep = self._disc_subset(sampling_results)
+        adv_pred = probe_gradient_ratio(bbox_pred, 'grad_ratio_g_box')
         fake_boxes = [boxes[k] for boxes, k in zip(
-            self._decode_positive_boxes(bbox_pred, sampling_results), keep)]
+            decode_positive_boxes(self.bbox_head, adv_pred, sampling_results), keep)]
         if sum(len(b) for b in fake_boxes) == 0:
-            loss_g = _zero_loss(bbox_pred)
+            losses = dict(loss_g_box=_zero_loss(bbox_pred))
         else:
             fake = self._pool(x, fake_boxes)
             with torch.no_grad():
-                real_boxes, real_index = self._distinct_gt_boxes(sampling_results, keep)
+                real_boxes, real_index = distinct_gt_boxes(sampling_results, keep)
                 real = self._pool(x, real_boxes)
             self._disc_inputs['box'] = (real, fake.detach(), real_index)
-            disc = self.box_discriminator
-            loss_g = disc.loss_weight * self.adv_weight_scale * disc.loss_generator(fake)
-        bbox_results['loss_bbox']['loss_g_box'] = loss_g
+            losses = self._scaled(_log_names(self.box_discriminator.loss_generator(
+                fake, real, real_index), 'g', 'box'))
+        bbox_results['loss_bbox'].update(losses)
         return bbox_results
 
-    @staticmethod
-    def _distinct_gt_boxes(sampling_results: List[SamplingResult],
-                           keep: List[Tensor]) -> Tuple[List[Tensor], Tensor]:
-        """The ground-truth boxes of the kept positives, each box once.
-
-        Several positives share a GT box; pooling and scoring it once per image
-        (``BoxDiscriminator(real, index)``) gives the same result for less.
-
-        Returns:
-            tuple: Per image, (G_i, 4) distinct GT boxes of its kept positives,
-            and (P,) long indices into their concatenation: the real box of
-            each kept positive, in order.
-        """
-        boxes, index, offset = [], [], 0
-        for res, k in zip(sampling_results, keep):
-            distinct, inverse = torch.unique(res.pos_assigned_gt_inds[k],
-                                             return_inverse=True)
-            first = torch.empty(len(distinct), dtype=torch.long, device=inverse.device)
-            first.scatter_(0, inverse, torch.arange(len(inverse), device=inverse.device))
-            boxes.append(res.pos_gt_bboxes[k][first])
-            index.append(inverse + offset)
-            offset += len(distinct)
-        return boxes, torch.cat(index)
-
-    def _decode_positive_boxes(self, bbox_pred: Tensor,
-                               sampling_results: List[SamplingResult]) -> List[Tensor]:
-        """Decode the regression of the positive RoIs for their ground-truth class.
-
-        Args:
-            bbox_pred (Tensor): (N, 4 * num_classes) or (N, 4) deltas of all
-                sampled RoIs, image by image, positives first within an image.
-            sampling_results (list[SamplingResult]): One per image.
-
-        Returns:
-            list[Tensor]: Per image, (P_i, 4) boxes with gradients to ``bbox_pred``.
-        """
-        boxes, start = [], 0
-        for res in sampling_results:
-            num_pos = len(res.pos_priors)
-            deltas = bbox_pred[start:start + num_pos]
-            if not self.bbox_head.reg_class_agnostic:
-                deltas = deltas.view(num_pos, bbox_pred.shape[1] // 4, 4)
-                deltas = deltas[torch.arange(num_pos), res.pos_gt_labels]
-            boxes.append(self.bbox_head.bbox_coder.decode(res.pos_priors, deltas))
-            start += len(res.priors)
-        return boxes
+    def _scaled(self, losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Multiply the ``loss_*`` entries by the adversarial weight scale (the
+        ramp), leaving the logged values as they are."""
+        return {k: self.adv_weight_scale * v if k.startswith('loss') else v
+                for k, v in losses.items()}
 
     def mask_loss(self, x: Tuple[Tensor], sampling_results: List[SamplingResult],
                   bbox_feats: Tensor, batch_gt_instances: InstanceList) -> dict:
@@ -238,8 +222,9 @@ class GANRoIHead(StandardRoIHead):
             return mask_results
         mask_pred = mask_results['mask_preds']
         if len(mask_pred) == 0:
-            loss_g = _zero_loss(mask_pred)
+            losses = dict(loss_g_mask=_zero_loss(mask_pred))
         else:
+            mask_pred = probe_gradient_ratio(mask_pred, 'grad_ratio_g_mask')
             keep = self._disc_subset(sampling_results)
             # mask_pred and the targets hold the positives of all images in order.
             rows, start = [], 0
@@ -260,10 +245,9 @@ class GANRoIHead(StandardRoIHead):
                 raise ValueError(f'disc_roi_extractor output {tuple(feats.shape[-2:])} must '
                                  f'match the mask size {tuple(fake_mask.shape[-2:])}')
             self._disc_inputs['mask'] = (feats, real_mask, fake_mask.detach())
-            disc = self.mask_discriminator
-            loss_g = disc.loss_weight * self.adv_weight_scale * disc.masked_distance(
-                feats, real_mask, fake_mask, real_grad=False)
-        mask_results['loss_mask']['loss_g_mask'] = loss_g
+            losses = self._scaled(_log_names(self.mask_discriminator.loss_generator(
+                feats, real_mask, fake_mask), 'g', 'mask'))
+        mask_results['loss_mask'].update(losses)
         return mask_results
 
     def discriminator_loss(self) -> Dict[str, Tensor]:
@@ -272,29 +256,24 @@ class GANRoIHead(StandardRoIHead):
         Returns:
             dict[str, Tensor]: ``loss_d_box``, ``acc_d_box_real``,
             ``acc_d_box_fake`` (box D) and ``loss_d_mask``, ``dist_d_mask``
-            (mask critic: the real/fake distance it maximises). Without positive
-            samples the losses are zeros connected to the discriminators'
-            parameters and no accuracy or distance is reported.
+            (mask critic: the real/fake distance it maximises), each loss
+            weighted by its discriminator's ``d_loss_weight``; ``drift_d_box``
+            and ``drift_d_mask``, each discriminator's ``||theta_D - theta_D(0)||``.
+            Without positive samples the losses are zeros connected to the
+            discriminators' parameters and no accuracy or distance is reported.
         """
         if self._disc_inputs is None:
-            raise RuntimeError('discriminator_loss needs a preceding loss() call with '
-                               'adversarial training on (set_gan_schedule(adversarial=True))')
+            raise RuntimeError('discriminator_loss needs a preceding adversarial loss() '
+                               'call (within gan_schedule(adversarial=True, ...))')
         losses = {}
-        if self.box_discriminator is not None:
-            if 'box' in self._disc_inputs:
-                out = self.box_discriminator.loss_discriminator(*self._disc_inputs['box'])
-                losses.update(loss_d_box=out['loss'], acc_d_box_real=out['acc_real'],
-                              acc_d_box_fake=out['acc_fake'])
+        for name, disc in zip(self.discriminator_names(), self.discriminators()):
+            kind = name.split('_')[0]
+            if kind in self._disc_inputs:
+                outputs = disc.loss_discriminator(*self._disc_inputs[kind])
             else:
-                losses['loss_d_box'] = _zero_loss(*self.box_discriminator.parameters())
-        if self.mask_discriminator is not None:
-            if 'mask' in self._disc_inputs:
-                feats, real_mask, fake_mask = self._disc_inputs['mask']
-                loss = -self.mask_discriminator.masked_distance(feats, real_mask,
-                                                                fake_mask)
-                losses.update(loss_d_mask=loss, dist_d_mask=-loss.detach())
-            else:
-                losses['loss_d_mask'] = _zero_loss(*self.mask_discriminator.parameters())
+                outputs = dict(loss=_zero_loss(*disc.parameters()))
+            losses.update(_log_names(outputs, 'd', kind))
+            losses[f'drift_d_{kind}'] = disc.param_drift()
         return losses
 
     def clear_discriminator_inputs(self) -> None:

@@ -1,29 +1,33 @@
 """Mask discriminator (SegAN-style critic) of GAN Mask R-CNN (thesis section 3.2.2).
 
 Takes a mask multiplied element-wise with the 28x28 RoI features of its box (fake:
-``sigmoid`` of the mask logits of the ground-truth class; real: the mask target),
-and returns the input and the outputs of its five conv layers, flattened, weighted
-and concatenated. The generator makes the real and fake vectors close in L1, the
-critic pushes them apart (eq. 3.4, ``L_D = -L_G``).
+``sigmoid`` of the mask logits of the ground-truth class; real: the mask target).
+Its vector is that input and the outputs of its five conv layers, flattened,
+weighted and concatenated. The generator makes the real and fake vectors close in
+L1, the critic pushes them apart (eq. 3.4, ``L_D = -L_G``).
 """
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
-from .discriminator_utils import build_conv_stack, check_roi_features, masked_conv
+from .base_discriminator import BaseDiscriminator
+from .discriminator_utils import build_conv_stack, check_roi_features, finish_conv_module
+from .masked_conv import masked_conv
 
 
 @MODELS.register_module()
-class MaskDiscriminator(BaseModule):
+class MaskDiscriminator(BaseDiscriminator):
     """SegAN critic: five conv layers (BN + LeakyReLU each), shrinking resolution.
 
     ``L_G`` is the mean absolute difference between the real and fake vectors,
     i.e. eq. 3.4 divided by the vector length (as in the author's code, whose
-    generator weight 0.5 assumes this normalisation).
+    generator weight 0.5 assumes this normalisation). It is computed in two
+    parts: the input term ``|w_0| sum |F| |m_real - m_fake|``, which has no
+    parameters (a feature-weighted L1 between the masks), and the learned
+    layers' term; neither (N, M) vector is built.
 
     Args:
         in_channels (int): Channels of the RoI features. Defaults to 256.
@@ -34,9 +38,14 @@ class MaskDiscriminator(BaseModule):
         layer_weights (Sequence[float]): Weights of the input and of each layer's
             output in the concatenation, ``len(channels) + 1`` values. Defaults to
             the author's ``(1, 1, 2, 2, 2, 4)``.
-        loss_weight (float): Weight of the generator term ``L_G`` in the
-            detector's loss (0.5 in the author's code). ``L_D`` is unweighted.
-        norm_cfg (dict): Norm layer config. Defaults to BN.
+        loss_weight (float): Weight of ``L_G`` in the detector's loss (0.5 in the
+            author's code).
+        d_loss_weight (float): Weight of ``L_D``. Defaults to 1 (unweighted);
+            the author's code uses 0.5. See ``BaseDiscriminator``.
+        joint_norm (bool): Run real and fake masks in one forward (shared
+            BatchNorm statistics). Defaults to False. See ``BaseDiscriminator``.
+        norm_cfg (dict, optional): Norm layer config. Defaults to BN;
+            ``dict(type='GN', num_groups=16)`` or None (no norm) also work.
         act_cfg (dict): Activation config. Defaults to LeakyReLU(0.2).
         init_cfg (dict or list[dict], optional): Initialization config.
     """
@@ -48,139 +57,111 @@ class MaskDiscriminator(BaseModule):
                  strides: Sequence[int] = (2, 2, 2, 2, 1),
                  layer_weights: Sequence[float] = (1, 1, 2, 2, 2, 4),
                  loss_weight: float = 0.5,
-                 norm_cfg: ConfigType = dict(type='BN'),
+                 d_loss_weight: float = 1.0,
+                 joint_norm: bool = False,
+                 norm_cfg: Optional[ConfigType] = dict(type='BN'),
                  act_cfg: ConfigType = dict(type='LeakyReLU', negative_slope=0.2),
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(loss_weight, d_loss_weight, joint_norm, init_cfg)
         self.convs = build_conv_stack(in_channels, roi_size, channels, strides,
                                       norm_cfg, act_cfg)
         if len(layer_weights) != len(channels) + 1:
             raise ValueError(f'layer_weights needs len(channels) + 1 = {len(channels) + 1} '
                              f'values (input + each layer), got {tuple(layer_weights)}')
-        if loss_weight < 0:
-            raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+        self.layer_weights = tuple(float(w) for w in layer_weights)
         self.in_channels = in_channels
         self.roi_size = roi_size
-        self.layer_weights = tuple(float(w) for w in layer_weights)
-        self.loss_weight = loss_weight
+        self.reset_param_drift()
 
-    def layer_outputs(self, x: Tensor) -> List[Tensor]:
-        """The input and the output of each conv layer, unweighted.
+    def forward(self, feats: Tensor, mask: Tensor) -> List[Tensor]:
+        """Outputs of the conv layers for the input ``mask * feats``, unweighted.
 
-        Args:
-            x (Tensor): Mask times RoI features, (N, in_channels, roi_size, roi_size).
-
-        Returns:
-            list[Tensor]: ``len(channels) + 1`` tensors, each (N, C_l, S_l, S_l).
-        """
-        check_roi_features(x, self.in_channels, self.roi_size, 'MaskDiscriminator')
-        outputs = [x]
-        for conv in self.convs:
-            outputs.append(conv(outputs[-1]))
-        return outputs
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Hierarchical features of masked RoI features.
+        The first conv runs through ``masked_conv``: the (N, C, S, S) product is
+        kept for backward only when the critic's weights need a gradient.
 
         Args:
-            x (Tensor): Mask times RoI features, (N, in_channels, roi_size, roi_size).
+            feats (Tensor): RoI features, (N, in_channels, roi_size, roi_size),
+                not differentiated.
+            mask (Tensor): Masks, (N, 1, roi_size, roi_size).
 
         Returns:
-            Tensor: The weighted, flattened input and layer outputs concatenated,
-            shape (N, M) with M = sum of the flattened sizes.
+            list[Tensor]: ``len(channels)`` tensors, each (N, C_l, S_l, S_l).
         """
-        return torch.cat([w * f.flatten(1) for w, f in
-                          zip(self.layer_weights, self.layer_outputs(x))], dim=1)
-
-    def _l1(self, real_outputs: List[Tensor], fake_outputs: List[Tensor],
-            input_term: Optional[Tensor] = None) -> Tensor:
-        """``mean |forward(real) - forward(fake)|`` from the per-layer outputs.
-
-        Summed layer by layer, so the (N, M) vectors are never concatenated:
-        ``|w a - w b| = |w| |a - b|``. ``input_term``: the input layer's
-        weighted sum, when the caller computed it (``masked_distance``).
-        """
-        total, length = 0, 0
-        for i, (w, a, b) in enumerate(zip(self.layer_weights, real_outputs,
-                                          fake_outputs)):
-            length += a[0].numel()
-            if i == 0 and input_term is not None:
-                total = total + input_term
-            else:
-                total = total + abs(w) * (a - b).abs().sum()
-        return total / (len(real_outputs[0]) * length)
-
-    def _masked_layer_outputs(self, feats: Tensor, mask: Tensor) -> List[Tensor]:
-        """``layer_outputs(mask * feats)``, the first conv through ``masked_conv``
-        (the (N, C, S, S) product is not kept for backward). The input layer's
-        entry is ``feats``, standing in for the product's size only."""
         check_roi_features(feats, self.in_channels, self.roi_size, 'MaskDiscriminator')
         first = self.convs[0]
-        if first.order != ('conv', 'norm', 'act'):
-            raise ValueError("masked_distance needs conv layers ordered ('conv', 'norm', "
-                             f"'act'), got {first.order}")
-        x = masked_conv(first.conv, feats, mask)
-        if first.with_norm:
-            x = first.norm(x)
-        if first.with_activation:
-            x = first.activate(x)
-        outputs = [feats, x]
+        outputs = [finish_conv_module(first, masked_conv(first.conv, feats, mask),
+                                      'MaskDiscriminator')]
         for conv in self.convs[1:]:
             outputs.append(conv(outputs[-1]))
         return outputs
 
-    def masked_distance(self, feats: Tensor, real_mask: Tensor, fake_mask: Tensor,
-                        real_grad: bool = True) -> Tensor:
-        """``distance(real_mask * feats, fake_mask * feats)`` for the same features.
+    def _distance(self, feats: Tensor, real_mask: Tensor, fake_mask: Tensor,
+                  real_grad: bool) -> Tuple[Tensor, Tensor]:
+        """``mean |vector(real_mask * feats) - vector(fake_mask * feats)|``.
 
-        The input layer's term is summed as ``|m_r - m_f| * sum_c |F_c|`` per
-        pixel (``|F m_r - F m_f| = |F| |m_r - m_f|``), so neither its (N, C, S, S)
-        difference nor its absolute value is built, and the first conv keeps the
-        mask and the features for backward, not their product (``masked_conv``).
+        The input term is summed as ``|m_r - m_f| * sum_c |F_c|`` per pixel
+        (``|F m_r - F m_f| = |F| |m_r - m_f|``), so its (N, C, S, S) difference
+        is never built.
 
         Args:
             feats (Tensor): RoI features, (N, C, S, S), no gradient.
             real_mask (Tensor): Ground-truth masks, (N, 1, S, S).
             fake_mask (Tensor): Predicted masks, (N, 1, S, S).
             real_grad (bool): Whether the real branch is differentiated (the
-                critic's step); False runs it under ``no_grad`` (the generator's).
+                critic's step); False runs it under ``no_grad`` (the generator's)
+                unless ``joint_norm`` runs both in one forward.
 
         Returns:
-            Tensor: Scalar distance.
+            tuple[Tensor, Tensor]: The distance (scalar) and its input term
+            (detached scalar); the learned layers' term is their difference.
         """
         if real_mask.shape != fake_mask.shape or real_mask.shape != (
                 feats.shape[0], 1, *feats.shape[2:]):
             raise ValueError(f'masks must be (N, 1, S, S) for features {tuple(feats.shape)}'
                              f', got {tuple(real_mask.shape)} and {tuple(fake_mask.shape)}')
         feats = feats.detach()
-        with torch.set_grad_enabled(real_grad and torch.is_grad_enabled()):
-            real_outputs = self._masked_layer_outputs(feats, real_mask)
-        fake_outputs = self._masked_layer_outputs(feats, fake_mask)
-        input_term = abs(self.layer_weights[0]) * (
-            (real_mask - fake_mask).abs() * feats.abs().sum(1, keepdim=True)).sum()
-        return self._l1(real_outputs, fake_outputs, input_term)
+        if self.joint_norm:
+            outputs = self(torch.cat([feats, feats]), torch.cat([real_mask, fake_mask]))
+            real_outputs = [out[:len(feats)] for out in outputs]
+            fake_outputs = [out[len(feats):] for out in outputs]
+        else:
+            with torch.set_grad_enabled(real_grad and torch.is_grad_enabled()):
+                real_outputs = self(feats, real_mask)
+            fake_outputs = self(feats, fake_mask)
+        terms = [abs(self.layer_weights[0]) * (
+            (real_mask - fake_mask).abs() * feats.abs().sum(1, keepdim=True)).sum()]
+        terms += [abs(w) * (a - b).abs().sum() for w, a, b in
+                  zip(self.layer_weights[1:], real_outputs, fake_outputs)]
+        length = len(feats) * (feats[0].numel() + sum(out[0].numel() for out in real_outputs))
+        return sum(terms) / length, terms[0].detach() / length
 
-    def distance(self, real: Tensor, fake: Tensor) -> Tensor:
-        """Mean absolute difference ``mean |D(real) - D(fake)|``.
+    def loss_generator(self, feats: Tensor, real_mask: Tensor,
+                       fake_mask: Tensor) -> Dict[str, Tensor]:
+        """Generator loss ``loss_weight * L_G`` (eq. 3.4), no gradient through the
+        real branch. Call it with the critic frozen (``requires_grad_(False)``).
 
         Args:
-            real (Tensor): Ground-truth mask times features, (N, C, S, S), N >= 1.
-            fake (Tensor): Predicted mask times features, (N, C, S, S).
+            feats (Tensor): RoI features, (N, C, S, S), N >= 1, no gradient.
+            real_mask (Tensor): Ground-truth masks, (N, 1, S, S).
+            fake_mask (Tensor): Predicted masks (``sigmoid`` of the logits), (N, 1, S, S).
 
         Returns:
-            Tensor: Scalar distance.
+            dict[str, Tensor]: ``loss`` (scalar) and the two parts of the
+            unweighted ``L_G``: ``l1_input`` (the parameter-free input term)
+            and ``l1_layers`` (the learned layers' term), detached.
         """
-        return self._l1(self.layer_outputs(real), self.layer_outputs(fake))
+        distance, input_term = self._distance(feats, real_mask, fake_mask, real_grad=False)
+        return dict(loss=self.loss_weight * distance, l1_input=input_term,
+                    l1_layers=distance.detach() - input_term)
 
-    def loss_generator(self, real: Tensor, fake: Tensor) -> Tensor:
-        """Unweighted generator loss ``L_G`` (eq. 3.4); no gradient through ``real``.
+    def loss_discriminator(self, feats: Tensor, real_mask: Tensor,
+                           fake_mask: Tensor) -> Dict[str, Tensor]:
+        """Critic loss ``d_loss_weight * L_D`` with ``L_D = -L_G``, on detached
+        inputs shaped as in ``loss_generator``.
 
-        Call it with the critic frozen (``requires_grad_(False)``).
+        Returns:
+            dict[str, Tensor]: ``loss`` (scalar) and ``dist``, the unweighted
+            real/fake distance the critic maximises (detached).
         """
-        with torch.no_grad():
-            real_outputs = self.layer_outputs(real)
-        return self._l1(real_outputs, self.layer_outputs(fake))
-
-    def loss_discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
-        """Critic loss ``L_D = -L_G`` on detached inputs; scalar."""
-        return -self.distance(real, fake)
+        distance, _ = self._distance(feats, real_mask, fake_mask.detach(), real_grad=True)
+        return dict(loss=-self.d_loss_weight * distance, dist=distance.detach())

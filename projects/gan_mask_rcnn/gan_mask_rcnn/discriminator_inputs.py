@@ -1,0 +1,66 @@
+"""The boxes the discriminators of GAN Mask R-CNN see, from the RoI sampler's output:
+the box head's regression of each positive, decoded (fake), and the ground-truth
+boxes of those positives, each box once (real).
+"""
+from typing import List, Tuple
+
+import torch
+from torch import Tensor
+
+from mmdet.models.roi_heads.bbox_heads import BBoxHead
+from mmdet.models.task_modules.samplers import SamplingResult
+
+
+def decode_positive_boxes(bbox_head: BBoxHead, bbox_pred: Tensor,
+                          sampling_results: List[SamplingResult]) -> List[Tensor]:
+    """Decode the regression of the positive RoIs for their ground-truth class.
+
+    Args:
+        bbox_head (BBoxHead): The box head (its coder, class-agnostic or not).
+        bbox_pred (Tensor): (N, 4 * num_classes) or (N, 4) deltas of all
+            sampled RoIs, image by image, positives first within an image.
+        sampling_results (list[SamplingResult]): One per image.
+
+    Returns:
+        list[Tensor]: Per image, (P_i, 4) boxes (x1, y1, x2, y2) in pixels of
+        the network input, with gradients to ``bbox_pred``.
+    """
+    boxes, start = [], 0
+    for res in sampling_results:
+        num_pos = len(res.pos_priors)
+        deltas = bbox_pred[start:start + num_pos]
+        if not bbox_head.reg_class_agnostic:
+            deltas = deltas.view(num_pos, bbox_pred.shape[1] // 4, 4)
+            deltas = deltas[torch.arange(num_pos), res.pos_gt_labels]
+        boxes.append(bbox_head.bbox_coder.decode(res.pos_priors, deltas))
+        start += len(res.priors)
+    return boxes
+
+
+def distinct_gt_boxes(sampling_results: List[SamplingResult],
+                       keep: List[Tensor]) -> Tuple[List[Tensor], Tensor]:
+    """The ground-truth boxes of the kept positives, each box once.
+
+    Several positives share a GT box; pooling and scoring it once per image
+    (``BoxDiscriminator(real, index)``) gives the same result for less.
+
+    Args:
+        sampling_results (list[SamplingResult]): One per image.
+        keep (list[Tensor]): Per image, (K_i,) long indices of the kept positives.
+
+    Returns:
+        tuple: Per image, (G_i, 4) distinct GT boxes of its kept positives,
+        and (P,) long indices into their concatenation: the real box of
+        each kept positive, in order.
+    """
+    boxes, index, offset = [], [], 0
+    for res, k in zip(sampling_results, keep):
+        distinct, inverse = torch.unique(res.pos_assigned_gt_inds[k],
+                                         return_inverse=True)
+        first = torch.empty(len(distinct), dtype=torch.long, device=inverse.device)
+        first.scatter_(0, inverse, torch.arange(len(inverse), device=inverse.device))
+        boxes.append(res.pos_gt_bboxes[k][first])
+        index.append(inverse + offset)
+        offset += len(distinct)
+    return boxes, torch.cat(index)
+

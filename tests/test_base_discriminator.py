@@ -1,0 +1,97 @@
+"""What both discriminators share (BaseDiscriminator): the norm choices, the
+parameter drift ``||theta_D - theta_D(0)||`` against a snapshot of the parameters,
+and checkpoints written before the drift buffer existed."""
+import copy
+
+import pytest
+import torch
+
+from gan_mask_rcnn.box_discriminator import BoxDiscriminator
+from gan_mask_rcnn.mask_discriminator import MaskDiscriminator
+
+SMALL = dict(in_channels=4, roi_size=12, channels=(3, 3, 4, 4, 4))
+
+
+def _losses(d, joint_norm):
+    """The D loss of a copy of ``d`` with ``joint_norm`` on fixed inputs."""
+    d = copy.deepcopy(d)
+    d.joint_norm = joint_norm
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(5, 4, 12, 12, dtype=torch.float64, generator=g)
+    if isinstance(d, BoxDiscriminator):
+        index = torch.tensor([0, 1, 1, 4, 2, 0])
+        fake = torch.randn(6, 4, 12, 12, dtype=torch.float64, generator=g) + 1
+        return d.loss_discriminator(feats, fake, index)['loss'].item()
+    real_mask = (torch.rand(5, 1, 12, 12, generator=g) > 0.5).double()
+    fake_mask = torch.rand(5, 1, 12, 12, dtype=torch.float64, generator=g)
+    return d.loss_discriminator(feats, real_mask, fake_mask)['loss'].item()
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+@pytest.mark.parametrize('norm_cfg', [dict(type='GN', num_groups=1), None],
+                         ids=['group_norm', 'no_norm'])
+def test_per_sample_norms_make_joint_norm_irrelevant(cls, norm_cfg):
+    """GroupNorm or no norm: each sample is normalised alone, so one forward on
+    real + fake gives the losses of two; with BatchNorm it does not."""
+    torch.manual_seed(0)
+    d = cls(**SMALL, norm_cfg=norm_cfg).double()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    assert _losses(d, True) == pytest.approx(_losses(d, False), rel=1e-10)
+    bn = cls(**SMALL).double()
+    assert _losses(bn, True) != pytest.approx(_losses(bn, False), rel=1e-3)
+
+
+def _snapshot(d):
+    return [p.detach().clone() for p in d.parameters()]
+
+
+def _distance(params, before):
+    return sum(((p.detach() - q) ** 2).sum() for p, q in zip(params, before)).sqrt().item()
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+def test_param_drift_is_the_distance_from_the_initial_parameters(cls):
+    torch.manual_seed(0)
+    d = cls(**SMALL)
+    assert d.param_drift().item() == 0
+    d.init_weights()  # the initialised parameters are theta_D(0)
+    assert d.param_drift().item() == 0
+    initial = _snapshot(d)
+    opt = torch.optim.SGD(d.parameters(), lr=0.5)
+    for seed in range(2):
+        g = torch.Generator().manual_seed(seed)
+        for p in d.parameters():  # a step in a known random direction
+            p.grad = torch.randn(p.shape, generator=g)
+        opt.step()
+    expected = _distance(d.parameters(), initial)
+    assert expected > 0
+    assert d.param_drift().item() == pytest.approx(expected, rel=1e-5)
+    # a checkpoint keeps theta_D(0): a fresh module with other weights resumes it
+    torch.manual_seed(1)
+    resumed = cls(**SMALL)
+    resumed.load_state_dict(d.state_dict(), strict=True)
+    assert resumed.param_drift().item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+def test_checkpoint_without_drift_buffer_loads_strictly(cls):
+    """A version-1 state dict (before ``initial_params``) loads with strict=True,
+    every parameter as saved, and the drift counts from the load; a current one
+    that lacks the buffer is reported missing."""
+    torch.manual_seed(0)
+    old = cls(**SMALL)
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(1.0)
+    state = old.state_dict()
+    state.pop('initial_params')
+    state._metadata[''] = dict(state._metadata[''], version=1)
+    torch.manual_seed(1)
+    new = cls(**SMALL)
+    new.load_state_dict(state, strict=True)
+    for (name, a), b in zip(new.named_parameters(), old.parameters()):
+        assert torch.equal(a, b), name
+    assert new.param_drift().item() == 0
+    state._metadata[''] = dict(state._metadata[''], version=2)
+    missing, _ = cls(**SMALL).load_state_dict(state, strict=False)
+    assert missing == ['initial_params']
