@@ -19,11 +19,10 @@ from mmengine.config import Config
 from mmengine.fileio import load
 from mmengine.runner import CheckpointLoader, Runner
 
-from .coco_boundary_metric import CocoBoundaryMetric
+from gan_mask_rcnn.coco_boundary_metric import IOU_TYPES, CocoBoundaryMetric
 
 ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 HEADERS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
-IOU_TYPES = ('bbox', 'segm', 'boundary')
 
 
 @dataclass
