@@ -15,6 +15,13 @@
 #   train_cfg = _base_.gan_train_cfg
 gan_roi_head = dict(
     type='GANRoIHead',
+    # loss_weight weighs each generator term L_G. d_loss_weight weighs the
+    # discriminator's own loss L_D: 1.0 = unweighted (the thesis is silent); the
+    # author's code uses the loss_weight values here too (0.025 / 0.5), which a
+    # paramwise lr multiplier does not reproduce (weight decay does not scale).
+    # joint_norm=True scores real and fake in one forward, so BatchNorm normalises
+    # them together; False (thesis, author) runs one forward each. norm_cfg=dict(
+    # type='GN', num_groups=16) or norm_cfg=None replace BatchNorm.
     box_discriminator=dict(type='BoxDiscriminator', in_channels=256, roi_size=28,
                            loss_weight=0.025, d_loss_weight=1.0, joint_norm=False),
     mask_discriminator=dict(type='MaskDiscriminator', in_channels=256, roi_size=28,
@@ -23,13 +30,6 @@ gan_roi_head = dict(
     disc_roi_extractor=dict(type='PrRoIExtractor',
                             roi_layer=dict(type='PrRoIPool', output_size=28),
                             out_channels=256, featmap_strides=[4, 8, 16, 32],
-    # loss_weight weighs each generator term L_G. d_loss_weight weighs the
-    # discriminator's own loss L_D: 1.0 = unweighted (the thesis is silent); the
-    # author's code uses the loss_weight values here too (0.025 / 0.5), which a
-    # paramwise lr multiplier does not reproduce (weight decay does not scale).
-    # joint_norm=True scores real and fake in one forward, so BatchNorm normalises
-    # them together; False (thesis, author) runs one forward each. norm_cfg=dict(
-    # type='GN', num_groups=16) or norm_cfg=None replace BatchNorm.
                             level_mode='max'),
     # None: every positive RoI reaches the discriminators (thesis). An int K feeds a
     # random K per image instead. On the R18 CPU configs every positive costs 1.15-1.23x
