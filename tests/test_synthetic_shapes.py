@@ -53,12 +53,27 @@ def test_coco_is_valid_and_masks_agree_with_boxes(tmp_path):
     assert labels == {1, 2, 3}
 
 
+def _cut_border(a, b):
+    """Pixel pairs (4-neighbours) with one pixel only in mask ``a`` and the other
+    only in mask ``b``: where a later shape cut an earlier one, the two visible masks
+    meet along the cut; shapes painted apart or overlapping barely do."""
+    only_a, only_b = a & ~b, b & ~a
+    return int((only_a[:, :-1] & only_b[:, 1:]).sum() + (only_b[:, :-1] & only_a[:, 1:]).sum()
+               + (only_a[:-1] & only_b[1:]).sum() + (only_b[:-1] & only_a[1:]).sum())
+
+
 def test_occlusion_happens(tmp_path):
-    """Some instance is cut by a later shape: its mask is not one filled outline."""
+    """Later shapes cut earlier ones: many instance pairs meet along a border of at
+    least 8 pixel pairs (the cut), and their masks do not overlap."""
     generate_shapes(str(tmp_path), num_images=20, size=96, seed=1, max_instances=6)
-    coco = json.load(open(tmp_path / 'annotations' / 'train.json'))
-    fill = [a['area'] / (a['bbox'][2] * a['bbox'][3]) for a in coco['annotations']]
-    assert min(fill) < 0.3 and len(coco['annotations']) > 40
+    coco = COCO(str(tmp_path / 'annotations' / 'train.json'))
+    cut_pairs = 0
+    for img_id in coco.getImgIds():
+        masks = [coco.annToMask(a).astype(bool)
+                 for a in coco.loadAnns(coco.getAnnIds(imgIds=img_id))]
+        cut_pairs += sum(_cut_border(a, b) >= 8
+                         for i, a in enumerate(masks) for b in masks[i + 1:])
+    assert cut_pairs >= 10
 
 
 @pytest.mark.parametrize('kwargs', [dict(num_classes=1), dict(num_classes=5),

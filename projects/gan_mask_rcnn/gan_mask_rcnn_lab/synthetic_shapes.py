@@ -111,6 +111,12 @@ def render_image(rng: np.random.Generator, size: int, classes: Sequence[str],
             np.array([labels[i] for i in keep], np.int64))
 
 
+def set_description(seed: int, size: int) -> str:
+    """The ``info.description`` of a generated set, e.g. ``synthetic shapes, seed 0,
+    size 192``: what tells two sets apart besides their image counts."""
+    return f'synthetic shapes, seed {seed}, size {size}'
+
+
 def generate_shapes(out_dir: str, num_images: int = 64, size: int = DEFAULT_SIZE,
                     seed: int = 0, split: str = 'train', num_classes: int = 4,
                     max_instances: int = 6) -> Dict:
@@ -151,7 +157,7 @@ def generate_shapes(out_dir: str, num_images: int = 64, size: int = DEFAULT_SIZE
                 id=len(annotations) + 1, image_id=idx + 1, category_id=int(label) + 1,
                 segmentation=rle, area=float(mask.sum()), bbox=bbox, iscrowd=0))
     coco = dict(
-        info=dict(description=f'synthetic shapes, seed {seed}, size {size}'),
+        info=dict(description=set_description(seed, size)),
         images=images, annotations=annotations,
         categories=[dict(id=i + 1, name=name) for i, name in enumerate(classes)])
     with open(osp.join(out_dir, 'annotations', f'{split}.json'), 'w') as f:
