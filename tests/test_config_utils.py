@@ -10,13 +10,13 @@ from gan_mask_rcnn.config_utils import rescale_schedule, set_image_scale
 
 def test_rescale_keeps_fractions_and_gan_keys():
     cfg = Config.fromfile(osp.join(CONFIGS, 'gan-mask-rcnn_r18_fpn_shapes-cpu.py'))
-    assert cfg.train_cfg.max_iters == 2000 and cfg.train_cfg.adv_start_iter == 500
+    assert cfg.train_cfg.max_iters == 2000 and cfg.model.adv_start_fraction == 0.25
     rescale_schedule(cfg, 400, checkpoint_interval=100)
-    gen = cfg.param_scheduler['generator']
+    gen = cfg.param_scheduler  # one list, built for both optimizers
     assert gen[0]['end'] == 100                  # warm-up kept: 100 <= 400 // 4
     assert gen[1]['milestones'] == [300]         # 1500 of 2000 -> 300 of 400
     assert gen[1]['end'] == 400
-    assert cfg.train_cfg.adv_start_iter == 100 and cfg.train_cfg.adv_weight_ramp_iters == 20
+    assert cfg.model.adv_start_fraction == 0.25  # a fraction: nothing to rescale
     assert cfg.default_hooks.checkpoint.interval == 100
     with pytest.raises(ValueError, match='max_iters'):
         rescale_schedule(cfg, 0)

@@ -91,7 +91,7 @@ def test_bad_bucket_size():
 def test_torchrun_two_cpu_ranks_identical(shapes_root, tiny_cfg_factory, tmp_path):
     work_dir = str(tmp_path / 'work')
     cfg = tiny_cfg_factory(GAN_CPU, shapes_root, work_dir, max_iters=3)
-    cfg.train_cfg.update(adv_start_iter=0, adv_weight_ramp_iters=0)  # D steps from it 0
+    cfg.model.update(adv_start_fraction=0, adv_ramp_fraction=0)  # D steps from it 0
     cfg.model_wrapper_cfg = dict(type='GradAllReduceDataParallel')
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no validation
     cfg.custom_imports = dict(imports=['gan_mask_rcnn', 'dist_weights_hook'],

@@ -41,7 +41,7 @@ def test_same_seed_same_detector_weights_and_random_state(shapes_root, tmp_path)
 def _trained(config, shapes_root, work_dir, adv_start_iter=None):
     cfg = tiny_cfg(config, shapes_root, work_dir, max_iters=2)
     if adv_start_iter is not None:
-        cfg.train_cfg.adv_start_iter = adv_start_iter
+        cfg.model.adv_start_fraction = adv_start_iter / cfg.train_cfg.max_iters
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.visualizer.name = work_dir  # the visualizer is a per-name singleton
     Runner.from_cfg(cfg).train()

@@ -30,7 +30,7 @@ def gan_checkpoint(shapes_root, tiny_cfg_factory, tmp_path_factory):
     """One adversarial iteration of the tiny GAN config: (config file, checkpoint)."""
     work_dir = str(tmp_path_factory.mktemp('tiny_gan'))
     cfg = tiny_cfg_factory(GAN_CPU, shapes_root, work_dir, max_iters=1)
-    cfg.train_cfg.update(adv_start_iter=0, adv_weight_ramp_iters=0)
+    cfg.model.update(adv_start_fraction=0, adv_ramp_fraction=0)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no validation
     cfg_file = osp.join(work_dir, 'tiny_gan.py')
     cfg.dump(cfg_file)

@@ -45,7 +45,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -83,9 +83,9 @@ def build_trainable(cfg: Config, device: str, weights: Optional[dict] = None):
             raise ValueError(f'weights do not fit {cfg.model.type}: missing {missing}, '
                              f'unexpected {unexpected}')
     model.to(device).train()
-    if hasattr(model, 'set_gan_schedule'):
-        model.set_gan_schedule(adversarial=True, weight_scale=1.0,
-                               d_steps=cfg.train_cfg.get('d_steps', 1))
+    # GANMaskRCNN reads the iteration here: the last one, adversarial at full weight
+    MessageHub.get_current_instance().update_info_dict(
+        dict(iter=cfg.train_cfg.max_iters - 1, max_iters=cfg.train_cfg.max_iters))
     return model, build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
 
 

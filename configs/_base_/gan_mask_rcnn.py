@@ -1,6 +1,14 @@
 # The GAN parts shared by the GAN Mask R-CNN configs (thesis section 3.2): the box
 # and mask discriminators, the discriminator's optimizer, the GAN training loop and
 # the data-parallel wrapper that runs the model's own train_step on every rank.
+# The GAN schedule is the detector's: GANMaskRCNN(adv_start_fraction=0.0,
+# adv_ramp_fraction=0.0, d_steps=1) are the author's settings and the defaults
+# (adversarial from the first iteration, full weights at once, one discriminator
+# update per generator update). Its points are fractions of train_cfg.max_iters,
+# and the baseline's plain param_scheduler list drives both optimizers (MMEngine
+# builds a plain list for every wrapper of an OptimWrapperDict), so
+# train_cfg = dict(max_iters=N) moves the whole GAN schedule; the lr milestones,
+# absolute as in mmdet, are restated as for the baseline: one list for both sides.
 # Loss weights (box 0.025, mask 0.5) and the discriminator's SGD at base_lr / 5
 # (0.002 for the thesis' base lr of 0.01) follow the author's maskrcnn-benchmark code.
 #
@@ -49,11 +57,7 @@ gan_optim_wrapper = dict(
         optimizer=dict(type='SGD', lr=0.002, momentum=0.9, weight_decay=1e-4)))
 
 # Merged into the baseline's IterBasedTrainLoop (max_iters, val_interval stay).
-gan_train_cfg = dict(
-    type='GANIterBasedTrainLoop',
-    adv_start_iter=0,          # adversarial from the first iteration, as the author
-    d_steps=1,                 # discriminator updates per generator update
-    adv_weight_ramp_iters=0)   # full adversarial weights at once
+gan_train_cfg = dict(type='GANIterBasedTrainLoop')
 
 # Multi-process training (`--launcher pytorch|slurm|mpi`) must call
 # GANMaskRCNN.train_step on every rank: MMDistributedDataParallel would run a plain

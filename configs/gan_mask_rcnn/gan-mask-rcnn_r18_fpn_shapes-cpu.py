@@ -6,13 +6,10 @@
 # weights then ramp up: a CPU-scale choice, not the author's.
 _base_ = ['./mask-rcnn_r18_fpn_shapes-cpu.py', '../_base_/gan_mask_rcnn.py']
 
-model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head)
+model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head,
+             adv_start_fraction=0.25,  # plain Mask R-CNN in the first quarter
+             adv_ramp_fraction=0.05)   # then the adversarial weights ramp to full
 optim_wrapper = dict(_base_.gan_optim_wrapper,
                      generator=dict(optimizer=_base_.optim_wrapper.optimizer,
                                     clip_grad=_base_.optim_wrapper.clip_grad))
-# Each side follows the baseline's schedule (warm-up, step) on its own lr.
-param_scheduler = dict(_delete_=True, generator=_base_.param_scheduler,
-                       discriminator=_base_.param_scheduler)
-train_cfg = dict(_base_.gan_train_cfg,
-                 adv_start_iter=500,         # plain Mask R-CNN before this iteration
-                 adv_weight_ramp_iters=100)  # then the adversarial weights ramp to full
+train_cfg = _base_.gan_train_cfg

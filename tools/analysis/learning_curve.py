@@ -194,7 +194,7 @@ def main():
         f.write(md)
     gan_cfg = Config.fromfile(osp.join(args.work_dir, f'gan_seed{args.seeds[0]}', 'config.py'))
     plot(table, keys, osp.join(out, 'curve.png'),
-         gan_cfg.train_cfg.get('adv_start_iter'))
+         round(gan_cfg.model.get('adv_start_fraction', 0) * gan_cfg.train_cfg.max_iters))
     print(md + f'\nwritten to {out}/curve.{{json,md,png}}')
 
 

@@ -3,8 +3,9 @@
 Splits the detector's parameters into the discriminators (the submodules named by
 ``model.discriminator_names()``) and the generator (everything else) and builds
 each side with MMEngine's ``DefaultOptimWrapperConstructor``, so each side has its
-own optimizer, lr, ``clip_grad``, ``paramwise_cfg`` and (through the runner)
-``param_scheduler=dict(generator=[...], discriminator=[...])``.
+own optimizer, lr, ``clip_grad``, ``paramwise_cfg`` and (through the runner) lr
+schedulers: MMEngine builds a plain ``param_scheduler`` list once per side, and
+``param_scheduler=dict(generator=[...], discriminator=[...])`` gives each its own.
 
 Config::
 

@@ -1,12 +1,12 @@
-"""Iteration-based training loop that owns the GAN schedule of GAN Mask R-CNN.
+"""Iteration-based training loop for GAN Mask R-CNN.
 
-Before each iteration it tells the model (``set_gan_schedule``) whether the
-iteration is adversarial (plain Mask R-CNN warm-up before ``adv_start_iter``),
-the factor on the adversarial loss weights (linear ramp) and the number of
-discriminator steps. All of it is a function of the iteration number only, so a
-resumed run follows the same schedule. With ``reseed_every_iter`` the random
-state is also a function of (seed, iteration) only, which makes "N iterations"
-and "N/2, stop, resume, N/2" equal tensor for tensor (``num_workers=0``).
+The detector owns the GAN schedule (``GANMaskRCNN(adv_start_fraction=...,
+adv_ramp_fraction=..., d_steps=...)``) and reads the iteration from the
+MessageHub. This loop keeps what only a loop can do: ``ReseedIterBasedTrainLoop``'s
+optional reseeding, and silencing during the warm-up PyTorch's warning that the
+discriminator's lr scheduler steps while its optimizer does not (its schedule
+follows the iterations, as intended). At build it stops on the train_cfg keys that
+moved to the model and on a start that rounds to ``max_iters``.
 """
 import logging
 import re
@@ -17,29 +17,37 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import LOOPS
 
-from .gan_optim_wrapper_constructor import check_gan_optim_wrapper
 from .reseed_train_loop import ReseedIterBasedTrainLoop
 
 LOOP_KEYS = ('max_iters', 'val_begin', 'val_interval', 'dynamic_intervals',
-             'adv_start_iter', 'd_steps', 'adv_weight_ramp_iters', 'reseed_every_iter')
+             'reseed_every_iter')
+# train_cfg keys of this loop before the detector owned the schedule
+MOVED_KEYS = ('adv_start_iter', 'adv_weight_ramp_iters', 'd_steps')
+
+
+def moved_keys_message(train_cfg: dict, max_iters: int) -> str:
+    """The error for a ``train_cfg`` with the keys that moved to the model."""
+    start = train_cfg.get('adv_start_iter', 0)
+    ramp = train_cfg.get('adv_weight_ramp_iters', 0)
+    new = (f"adv_start_fraction={start / max_iters:g}, "
+           f"adv_ramp_fraction={ramp / max_iters:g}, d_steps={train_cfg.get('d_steps', 1)}")
+    late = (f'; adv_start_iter={start} >= max_iters={max_iters} would train no adversarial '
+            'iteration: lower it below max_iters' if start >= max_iters else '')
+    moved = {k: train_cfg[k] for k in MOVED_KEYS if k in train_cfg}
+    return (f'train_cfg keys {moved} moved to the model, as fractions of max_iters='
+            f"{max_iters}: delete them from train_cfg and write model=dict(type="
+            f"'GANMaskRCNN', {new}){late}")
 
 
 @LOOPS.register_module()
 class GANIterBasedTrainLoop(ReseedIterBasedTrainLoop):
-    """``IterBasedTrainLoop`` with the GAN schedule (and ``ReseedIterBasedTrainLoop``'s
-    optional reseeding).
+    """``ReseedIterBasedTrainLoop`` for a model that owns a GAN schedule.
 
     Args:
-        runner (Runner): The runner; its model must have ``set_gan_schedule``
+        runner (Runner): The runner; its model must have ``gan_schedule``
             (e.g. ``GANMaskRCNN``).
         dataloader (DataLoader or dict): Training dataloader.
         max_iters (int): Total training iterations.
-        adv_start_iter (int): First adversarial iteration (0-based); earlier
-            iterations are plain Mask R-CNN generator steps. Defaults to 0.
-        d_steps (int): Discriminator updates per generator update. Defaults to 1.
-        adv_weight_ramp_iters (int): The adversarial loss weights grow linearly
-            from ``1 / adv_weight_ramp_iters`` to 1 over this many iterations from
-            ``adv_start_iter``; 0 means full weights at once. Defaults to 0.
         reseed_every_iter (bool): Reseed the random generators from (seed,
             iteration) before fetching each batch, for bit-exact resume with
             ``num_workers=0``. Defaults to False.
@@ -47,56 +55,31 @@ class GANIterBasedTrainLoop(ReseedIterBasedTrainLoop):
             ``IterBasedTrainLoop``.
     """
 
-    def __init__(self, runner, dataloader, max_iters: int, adv_start_iter: int = 0,
-                 d_steps: int = 1, adv_weight_ramp_iters: int = 0,
+    def __init__(self, runner, dataloader, max_iters: int,
                  reseed_every_iter: bool = False, **kwargs) -> None:
+        if any(k in kwargs for k in MOVED_KEYS):
+            raise TypeError(moved_keys_message(kwargs, max_iters))
         unknown = sorted(set(kwargs) - set(LOOP_KEYS))
         if unknown:
             raise TypeError(f'GANIterBasedTrainLoop got unknown train_cfg key(s) {unknown}; '
                             f'allowed keys: {list(LOOP_KEYS)}')
-        for name, value, low in (('adv_start_iter', adv_start_iter, 0), ('d_steps', d_steps, 1),
-                                 ('adv_weight_ramp_iters', adv_weight_ramp_iters, 0)):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'set_gan_schedule'):
-            raise TypeError('GANIterBasedTrainLoop needs a model with set_gan_schedule() '
+        if not hasattr(model, 'gan_schedule'):
+            raise TypeError('GANIterBasedTrainLoop needs a model with gan_schedule() '
                             f"(e.g. type='GANMaskRCNN'), got {type(model).__name__}")
         super().__init__(runner, dataloader, max_iters, reseed_every_iter, **kwargs)
-        self.adv_start_iter = adv_start_iter
-        self.d_steps = d_steps
-        self.adv_weight_ramp_iters = adv_weight_ramp_iters
-
-    def gan_schedule(self, iteration: int) -> dict:
-        """Keyword arguments of ``set_gan_schedule`` for a 0-based ``iteration``."""
-        adversarial = iteration >= self.adv_start_iter
-        scale = 1.0
-        if adversarial and self.adv_weight_ramp_iters > 0:
-            scale = min(1.0, (iteration - self.adv_start_iter + 1) / self.adv_weight_ramp_iters)
-        return dict(adversarial=adversarial, weight_scale=scale if adversarial else 0.0,
-                    d_steps=self.d_steps)
-
-    def run(self) -> None:
-        """Check the optim wrapper, then train as ``IterBasedTrainLoop``."""
-        check_gan_optim_wrapper(self.runner.optim_wrapper)
-        if self.adv_start_iter >= self.max_iters:
-            print_log(f'adv_start_iter={self.adv_start_iter} >= max_iters={self.max_iters}: '
-                      'no adversarial iteration will run', logger='current',
-                      level=logging.WARNING)
-        return super().run()
+        self._model = model
+        # raises on a start that rounds to the end; 1.0 asks for no adversarial iteration
+        if not model.gan_schedule(self.max_iters - 1, self.max_iters)[0]:
+            print_log(f'adv_start_fraction={model.adv_start_fraction}: no adversarial '
+                      f'iteration in {self.max_iters}; this run trains plain Mask R-CNN',
+                      logger='current', level=logging.WARNING)
 
     def run_iter(self, data_batch: Sequence[dict]) -> None:
-        """Set the GAN schedule of this iteration, then run it."""
-        schedule = self.gan_schedule(self._iter)
-        model = self.runner.model
-        (model.module if is_model_wrapper(model) else model).set_gan_schedule(**schedule)
-        self.runner.message_hub.update_scalar('train/adv_weight_scale',
-                                              schedule['weight_scale'])
+        """Run an iteration; in the warm-up without the scheduler-order warning."""
+        adversarial, _ = self._model.gan_schedule(self._iter, self.max_iters)
         with warnings.catch_warnings():
-            if not schedule['adversarial']:
-                # During the warm-up the discriminator's optimizer does not step while
-                # its lr schedule follows the iterations, as intended; PyTorch's warning
-                # that the scheduler stepped first (and would skip a value) does not apply.
+            if not adversarial:
                 warnings.filterwarnings(
                     'ignore', category=UserWarning,
                     message=re.escape('Detected call of `scheduler.step()`'))
