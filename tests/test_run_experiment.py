@@ -3,6 +3,7 @@ import json
 import os
 import os.path as osp
 import pathlib
+import re
 import runpy
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 
 import pytest
+from mmengine.config import Config
 
 from conftest import REPO, fake_run
 
@@ -86,7 +88,6 @@ def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path,
     """Split files outside data_root (the runner writes them into its work dir):
     the dataloaders and the COCO evaluator must read those files, also when the work
     dir was given relative to the current directory."""
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import DATASETS, METRICS
@@ -112,7 +113,8 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
     import argparse
     train, val = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25,
                                   str(tmp_path))
-    args = argparse.Namespace(dataset='shapes', iters=10, val_fraction=0.25,
+    args = argparse.Namespace(dataset='shapes', data_root=shapes_root, iters=10,
+                              val_fraction=0.25,
                               image_scale=[288, 192], options={},
                               gan_options={'model.roi_head.max_disc_rois_per_img': 8},
                               train_ann=train, test_ann=val, baseline_from=None,
@@ -164,7 +166,6 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
     import argparse
     import shutil
     import tempfile
-    from mmengine.config import Config
     from gan_mask_rcnn_lab.mim_runs import dump_run_config
     # a short source path and a long one here: the dumped config texts wrap their
     # ann_file lines differently, the configs are the same
@@ -173,16 +174,16 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
 
     def setup(work, **kw):
         os.makedirs(work, exist_ok=True)
-        args = argparse.Namespace(dataset='shapes', iters=20, val_fraction=0.25,
-                                  image_scale=[288, 192], options={}, gan_options={},
-                                  baseline_from=src, exact_resume=False)
+        args = argparse.Namespace(dataset='shapes', configs=None, iters=20,
+                                  val_fraction=0.25, image_scale=[288, 192], options={},
+                                  gan_options={}, baseline_from=src, exact_resume=False)
         vars(args).update(kw)
         args.train_ann, args.test_ann = exp['carve_val'](
             shapes_root, 'annotations/train.json', args.val_fraction, work)
         return args
 
-    ds = dict(root=shapes_root, img_prefix='')
     src_args = setup(src)
+    ds = dict(exp['dataset_spec'](src_args), root=shapes_root)
     run = pathlib.Path(src, 'baseline_seed3')
     dump_run_config(exp['build_config'](src_args, 'baseline', ds), str(run / 'config.py'), 3)
     # as `mim train mmdet --work-dir ...` leaves it: re-dumped with the keys it sets
@@ -212,44 +213,98 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
                                      other)
 
 
-def test_command_trains_tabulates_and_records_kernels(shapes_root, tmp_path, monkeypatch,
-                                                      capsys):
-    """End to end on the tiny shapes set: both models of a seed trained by `mim train`
-    and tested by `mim test`, one table naming the kernel environment each run
-    trained in; a re-run trains nothing, records no second environment and keeps
-    each run's config; a cut-off run is not resumed with another config."""
-    monkeypatch.setitem(exp['DATASETS'], 'shapes', dict(
-        root=shapes_root, img_prefix='', train='annotations/train.json',
-        test='annotations/val.json'))
+def write_instance_mask_folder(root, num_images=6, size=64):
+    """A user's data as it often comes: ``images/*.png`` and ``masks/*.png`` whose
+    pixel values are instance ids (0 background), one class."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for folder in ('images', 'masks'):
+        os.makedirs(osp.join(root, folder))
+    for i in range(num_images):
+        img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+        ids = np.zeros((size, size), np.uint8)
+        for k in range(1, 3):
+            x, y = rng.integers(4, size - 24, 2)
+            w, h = rng.integers(12, 20, 2)
+            ids[y:y + h, x:x + w] = k
+            img[y:y + h, x:x + w] = rng.integers(150, 255, 3)
+        cv2.imwrite(osp.join(root, 'images', f'{i:02d}.png'), img)
+        cv2.imwrite(osp.join(root, 'masks', f'{i:02d}.png'), ids)
+
+
+def test_own_coco_data_end_to_end(tmp_path, monkeypatch, capsys):
+    """A user's own data end to end: a folder of images with instance-id PNG masks
+    converted by tools/dataset_converters/instance_masks_to_coco.py, both models of
+    a seed trained by `mim train` and tested by `mim test` (bbox, segm, Boundary
+    AP) as mmdet's CocoDataset with the user's class; one table naming the kernel
+    environment each run trained in; a re-run trains nothing, records no second
+    environment and keeps each run's config; a cut-off run is not resumed with
+    another config."""
+    data = tmp_path / 'cells'
+    write_instance_mask_folder(str(data))
+    monkeypatch.setattr(sys, 'argv', [
+        'instance_masks_to_coco.py', str(data / 'images'), str(data / 'masks'),
+        str(data / 'annotations'), '--classes', 'cell', '--ratios', 'train=0.5',
+        'val=0.5', '--no-progress'])
+    runpy.run_path(f'{REPO}/tools/dataset_converters/instance_masks_to_coco.py',
+                   run_name='__main__')
+    work = tmp_path / 'exp'
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     monkeypatch.setattr(sys, 'argv', [
-        'run_experiment.py', '--dataset', 'shapes', '--seeds', '0', '--iters', '2',
-        '--image-scale', '64', '64', '--work-dir', str(tmp_path)])
+        'run_experiment.py', '--data-root', str(data), '--img-prefix', 'images/',
+        '--train-ann', 'annotations/train.json', '--test-ann', 'annotations/val.json',
+        '--classes', 'cell', '--seeds', '0', '--iters', '2', '--image-scale', '64', '64',
+        '--work-dir', str(work)])
     exp['main']()
-    saved = json.loads((tmp_path / 'results.json').read_text())
+    saved = json.loads((work / 'results.json').read_text())
     assert saved['seeds_done'] == [0]
-    assert set(saved['runs']['gan']['0']) >= {'bbox_mAP', 'segm_mAP', 'boundary_mAP'}
+    for model in ('baseline', 'gan'):
+        assert set(saved['runs'][model]['0']) >= {'bbox_mAP', 'segm_mAP', 'boundary_mAP'}
+        cfg = Config.fromfile(str(work / f'{model}_seed0' / 'config.py'))
+        assert cfg.model.type == {'baseline': 'MaskRCNN', 'gan': 'GANMaskRCNN'}[model]
+        assert cfg.test_dataloader.dataset.type == 'CocoDataset'
+        assert cfg.test_dataloader.dataset.metainfo.classes == ('cell', )
+        assert cfg.model.roi_head.mask_head.num_classes == 1
+        assert cfg.train_dataloader.dataset.data_root == str(data) + '/'
     env = saved['environments']['baseline_seed0']
     assert saved['environments'] == {'baseline_seed0': env, 'gan_seed0': env}
     assert len(env) == 1 and env[0]['OMP_NUM_THREADS'] == '1'
     label = f"torch {env[0]['torch']}, {env[0]['cpu_capability']}, OMP_NUM_THREADS=1"
-    assert (tmp_path / 'results.md').read_text().endswith(
-        f'Kernel environment of every training: {label}.\n')
-    ckpt = tmp_path / 'gan_seed0' / 'iter_2.pth'
+    md = (work / 'results.md').read_text()
+    assert md.startswith(f'Dataset `{data}` (train 3 images, 64x64; evaluated 3 images')
+    assert md.endswith(f'Kernel environment of every training: {label}.\n')
+    ckpt = work / 'gan_seed0' / 'iter_2.pth'
     stamp = ckpt.stat().st_mtime_ns
-    record = (tmp_path / 'gan_seed0' / 'config.py').read_text()
+    record = (work / 'gan_seed0' / 'config.py').read_text()
     monkeypatch.setenv('OMP_NUM_THREADS', '2')  # would be a second environment
     # another config: the finished runs are read as they are, their record kept
     sys.argv += ['--options', 'default_hooks.logger.interval=7']
     exp['main']()
     assert ckpt.stat().st_mtime_ns == stamp
-    assert json.loads((tmp_path / 'gan_seed0' / 'environment.json').read_text()) == env
-    assert (tmp_path / 'gan_seed0' / 'config.py').read_text() == record
+    assert json.loads((work / 'gan_seed0' / 'environment.json').read_text()) == env
+    assert (work / 'gan_seed0' / 'config.py').read_text() == record
     assert 'warning: ' in capsys.readouterr().out
     # a cut-off run is not resumed with another config
     ckpt.unlink()
     with pytest.raises(SystemExit, match=r'started with another config(.|\n)*interval'):
         exp['main']()
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--classes', 'nucleus'], r"--classes \['nucleus'\] are not categories of .*train"
+                               r"\.json, which has \['cell'\]"),
+    (['--dataset', 'shapes'], 'either --dataset or --data-root'),
+])
+def test_own_data_arguments_are_checked(argv, message, tmp_path, monkeypatch, capsys):
+    (tmp_path / 'train.json').write_text(json.dumps(dict(
+        images=[], annotations=[], categories=[dict(id=1, name='cell')])))
+    monkeypatch.setattr(sys, 'argv', [
+        'run_experiment.py', '--data-root', str(tmp_path), '--train-ann', 'train.json',
+        '--test-ann', 'train.json', '--work-dir', str(tmp_path / 'w')] + argv)
+    with pytest.raises(SystemExit) as stop:
+        exp['main']()
+    assert re.search(message, f'{stop.value} {capsys.readouterr().err}')
 
 
 def test_the_process_finishing_last_writes_the_paired_table(shapes_root, tmp_path,

@@ -14,6 +14,16 @@ config, and each run keeps the kernel environments it trained in,
     nohup python tools/run_experiment.py --dataset glas --seeds 0 1 2 --iters 1000 \
         > work_dirs/exp_glas.log 2>&1 &
 
+Any COCO-format data set instead of a preset: ``--data-root``, ``--train-ann``,
+``--test-ann`` (relative to the root or absolute), ``--img-prefix`` and
+``--classes`` (default: every category of the training file); it trains the R18
+CPU pair of the shapes set (or ``--configs BASELINE GAN``) as mmdet's
+``CocoDataset`` with these classes::
+
+    python tools/run_experiment.py --data-root data/cells --img-prefix images/ \
+        --train-ann annotations/train.json --test-ann annotations/val.json \
+        --classes cell --seeds 0 --iters 300
+
 ``--val-fraction`` carves a validation split out of the training set (tuning the
 adversarial side must not look at the test split); ``--gan-options`` changes GAN
 config keys, e.g. ``train_cfg.adv_start_iter=200 model.roi_head.mask_adv_weight=1.0``.
@@ -51,11 +61,23 @@ DATASETS = dict(
               train='annotations/train.json', test='annotations/test.json'),
     shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
                 train='annotations/train.json', test='annotations/val.json'))
+# the config pair a user's own COCO data set trains (R18-FPN from scratch, CPU-sized)
+OWN_DATA_CONFIGS = ('mask-rcnn_r18_fpn_shapes-cpu.py', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--dataset', choices=sorted(DATASETS), required=True)
+    p.add_argument('--dataset', choices=sorted(DATASETS),
+                   help='a preset data set; or give --data-root and the files below')
+    p.add_argument('--data-root', default=None, help="a COCO-format data set's folder")
+    p.add_argument('--train-ann', default=None, help='training annotations (COCO json)')
+    p.add_argument('--test-ann', default=None, help='test annotations (COCO json)')
+    p.add_argument('--img-prefix', default='', help='image folder under --data-root')
+    p.add_argument('--classes', nargs='+', default=None,
+                   help='classes to train (default: every category of --train-ann)')
+    p.add_argument('--configs', nargs=2, default=None, metavar=('BASELINE', 'GAN'),
+                   help='the config pair to train (default: the R18 CPU pair of the '
+                   'data set)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--iters', type=int, default=1000)
     p.add_argument('--models', nargs='+', choices=['baseline', 'gan'],
@@ -81,7 +103,48 @@ def parse_args():
                    'MMEngine restarts the random stream on resume: a valid but other '
                    'training); changes the random draws, so such runs are not the '
                    'same trainings as runs without it')
-    return p.parse_args()
+    args = p.parse_args()
+    own = [args.data_root, args.train_ann, args.test_ann]
+    if args.dataset and any(own):
+        p.error('give either --dataset or --data-root/--train-ann/--test-ann, not both')
+    if not args.dataset and not all(own):
+        p.error('give --dataset, or --data-root, --train-ann and --test-ann of a COCO-format '
+                'data set')
+    return args
+
+
+def dataset_spec(args) -> dict:
+    """Where the data lives (``root``, ``img_prefix``, ``train``, ``test``), which
+    config pair trains it (``configs``) and, for a user's own data set, its
+    ``classes``, checked against the training file's categories."""
+    if args.dataset:
+        ds = dict(DATASETS[args.dataset], classes=None)
+        configs = [osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py')
+                   for prefix in ('mask-rcnn', 'gan-mask-rcnn')]
+    else:
+        ds = dict(root=osp.abspath(args.data_root), img_prefix=args.img_prefix,
+                  train=args.train_ann, test=args.test_ann,
+                  classes=own_classes(osp.join(args.data_root, args.train_ann), args.classes))
+        configs = [osp.join(CFG_DIR, name) for name in OWN_DATA_CONFIGS]
+    ds['configs'] = dict(zip(('baseline', 'gan'), args.configs or configs))
+    return ds
+
+
+def own_classes(train_ann: str, classes):
+    """``classes``, or every category of ``train_ann`` in id order when None.
+
+    Raises:
+        SystemExit: If the file is missing, or names none of ``classes``' spellings.
+    """
+    if not osp.exists(train_ann):
+        raise SystemExit(f'--train-ann: {train_ann} not found')
+    with open(train_ann) as f:
+        cats = [c['name'] for c in sorted(json.load(f)['categories'], key=lambda c: c['id'])]
+    unknown = [c for c in classes or () if c not in cats]
+    if unknown:
+        raise SystemExit(f'--classes {unknown} are not categories of {train_ann}, which '
+                         f'has {cats}')
+    return tuple(classes or cats)
 
 
 def ensure_shapes(root: str, test_ann: str) -> None:
@@ -115,10 +178,9 @@ def describe_data(args) -> str:
     """Image counts and sizes of the annotations trained and evaluated on (the
     held-out split's with ``--val-fraction``), e.g. for the shapes set, which other
     commands may have generated at another size."""
-    ds = DATASETS[args.dataset]
     parts = []
     for split, ann in (('train', args.train_ann), ('evaluated', args.test_ann)):
-        with open(osp.join(ds['root'], ann)) as f:
+        with open(osp.join(args.data_root, ann)) as f:
             images = json.load(f)['images']
         sizes = sorted({f"{im['width']}x{im['height']}" for im in images})
         parts.append(f'{split} {len(images)} images, '
@@ -127,7 +189,8 @@ def describe_data(args) -> str:
 
 
 def to_markdown(table, args, walls, seeds):
-    lines = [f'Dataset `{args.dataset}` ({describe_data(args)}), {args.iters} iterations, '
+    lines = [f'Dataset `{args.dataset or args.data_root}` ({describe_data(args)}), '
+             f'{args.iters} iterations, '
              f'seeds {seeds}, evaluated on '
              f'{"a held-out part of train" if args.val_fraction else "the test split"}.'
              + (f' Images resized to fit {args.image_scale[0]}x{args.image_scale[1]}.'
@@ -172,12 +235,14 @@ def write_results(work, args, runs, walls, seeds):
 
 
 def build_config(args, model: str, ds: dict) -> Config:
-    """The CPU config of ``model`` ('baseline' or 'gan') with this command's data,
-    schedule, image scale and overrides (the seed is set by ``dump_run_config``)."""
-    prefix = 'mask-rcnn' if model == 'baseline' else 'gan-mask-rcnn'
-    cfg = Config.fromfile(osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py'))
+    """The config of ``model`` ('baseline' or 'gan') with this command's data,
+    classes, schedule, image scale and overrides (the seed is set by
+    ``dump_run_config``)."""
+    cfg = Config.fromfile(ds['configs'][model])
     rescale_schedule(cfg, args.iters, checkpoint_interval=max(50, args.iters // 10))
     set_data_root(cfg, ds['root'], args.train_ann, args.test_ann, ds['img_prefix'])
+    if ds['classes']:
+        set_classes(cfg, ds['classes'])
     if args.image_scale:
         set_image_scale(cfg, args.image_scale)
     cfg.merge_from_dict(args.options)
@@ -188,6 +253,16 @@ def build_config(args, model: str, ds: dict) -> Config:
             cfg.train_cfg.type = 'ReseedIterBasedTrainLoop'
         cfg.train_cfg.reseed_every_iter = True
     return cfg
+
+
+def set_classes(cfg: Config, classes) -> None:
+    """Train and evaluate ``classes`` with mmdet's ``CocoDataset``: dataset type and
+    metainfo of every dataloader, and the class count of the box and mask heads."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.type = 'CocoDataset'
+        cfg[key].dataset.metainfo = dict(classes=tuple(classes))
+    for head in ('bbox_head', 'mask_head'):
+        cfg.model.roi_head[head].num_classes = len(classes)
 
 
 def command_config(cfg: Config, seed: int) -> dict:
@@ -254,10 +329,12 @@ def main():
     if args.baseline_from and args.models == ['baseline']:
         raise SystemExit('--baseline-from reads the baselines: nothing to train with '
                          '--models baseline')
-    ds = DATASETS[args.dataset]
+    ds = dataset_spec(args)
+    args.data_root = ds['root']  # recorded in results.json
+    name = args.dataset or osp.basename(osp.normpath(args.data_root))
     # absolute: the split files of --val-fraction go into configs whose data_root
     # mmdet joins with every relative ann_file
-    work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{args.dataset}'))
+    work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{name}'))
     os.makedirs(work, exist_ok=True)
     if args.dataset == 'shapes':
         ensure_shapes(ds['root'], ds['test'])
