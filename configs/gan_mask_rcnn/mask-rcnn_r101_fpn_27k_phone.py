@@ -15,6 +15,10 @@ max_iters = 27000
 lr_steps = [18000, 24000]
 classes = tuple(f'component_{i}' for i in range(1, 12))
 data_root = 'data/phone_recycling/'
+dataset_type = 'CheckedCocoDataset'  # stops at start on missing files or other classes
+how_to_get = ('The phone recycling set is not public: put your COCO-form data at '
+              'data/phone_recycling/ (annotations/train.json, annotations/val.json, '
+              'images/) and set `classes` in this config to their category names.')
 
 model = dict(
     roi_head=dict(
@@ -39,11 +43,13 @@ train_dataloader = dict(
     batch_size=8,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
+        type=dataset_type, how_to_get=how_to_get,
         data_root=data_root, metainfo=dict(classes=classes),
         ann_file='annotations/train.json', data_prefix=dict(img='images/'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
+        type=dataset_type, how_to_get=how_to_get,
         data_root=data_root, metainfo=dict(classes=classes),
         ann_file='annotations/val.json', data_prefix=dict(img='images/'),
         pipeline=test_pipeline))
@@ -60,6 +66,8 @@ param_scheduler = [
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=3000)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=3000, max_keep_ckpts=2))
+# --resume of a checkpoint that the other model kind saved stops, naming load_from
+custom_hooks = [dict(type='ResumeCheckHook')]
 log_processor = dict(by_epoch=False)
 # lr 0.01 is for 2 GPUs x 8 images; `--auto-scale-lr` rescales it for other set-ups.
 auto_scale_lr = dict(enable=False, base_batch_size=16)

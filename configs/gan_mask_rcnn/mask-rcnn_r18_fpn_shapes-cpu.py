@@ -77,6 +77,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250,
                     max_keep_ckpts=2))
+# --resume of a checkpoint that the other model kind saved stops, naming load_from
+custom_hooks = [dict(type='ResumeCheckHook')]
 log_processor = dict(by_epoch=False)
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')

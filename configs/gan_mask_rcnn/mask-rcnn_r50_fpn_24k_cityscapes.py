@@ -8,6 +8,7 @@
 # mmdet's cityscapes config), ImageNet R50 (mmdet starts from a COCO Mask R-CNN).
 # Data: data/cityscapes/ as described in mmdet's docs (cityscapesscripts conversion).
 _base_ = 'mmdet::cityscapes/mask-rcnn_r50_fpn_1x_cityscapes.py'
+custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)
 
 max_iters = 24000
 lr_steps = [18000]
@@ -16,7 +17,17 @@ model = dict(
     backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained',
                                 checkpoint='torchvision://resnet50')))
 load_from = None
-train_dataloader = dict(batch_size=4, sampler=dict(type='InfiniteSampler', shuffle=True))
+dataset_type = 'CheckedCityscapesDataset'  # stops at start on missing files, other classes
+how_to_get = ('Register at https://www.cityscapes-dataset.com, download '
+              'gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip into '
+              'data/cityscapes/, then write the COCO json: python .venv/lib/python3.11/'
+              'site-packages/mmdet/.mim/tools/dataset_converters/cityscapes.py '
+              'data/cityscapes --nproc 8 --out-dir data/cityscapes/annotations')
+train_dataloader = dict(  # mmdet's RepeatDataset around the dataset
+    batch_size=4, sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(dataset=dict(type=dataset_type, how_to_get=how_to_get)))
+val_dataloader = dict(dataset=dict(type=dataset_type, how_to_get=how_to_get))
+test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=500),
@@ -26,6 +37,8 @@ param_scheduler = [
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=6000)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=6000, max_keep_ckpts=2))
+# --resume of a checkpoint that the other model kind saved stops, naming load_from
+custom_hooks = [dict(type='ResumeCheckHook')]
 log_processor = dict(by_epoch=False)
 # lr 0.01 is for 2 GPUs x 4 images; `--auto-scale-lr` rescales it for other set-ups.
 auto_scale_lr = dict(enable=False, base_batch_size=8)

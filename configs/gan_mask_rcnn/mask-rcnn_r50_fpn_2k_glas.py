@@ -55,6 +55,8 @@ param_scheduler = [
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=500)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=2))
+# --resume of a checkpoint that the other model kind saved stops, naming load_from
+custom_hooks = [dict(type='ResumeCheckHook')]
 log_processor = dict(by_epoch=False)
 # lr 0.01 is for 2 GPUs x 4 images; `--auto-scale-lr` rescales it for other set-ups.
 auto_scale_lr = dict(enable=False, base_batch_size=8)

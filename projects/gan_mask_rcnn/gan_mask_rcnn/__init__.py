@@ -7,7 +7,7 @@ registries; configs pull it in with
 from .box_discriminator import BoxDiscriminator
 from .coco_boundary_metric import CocoBoundaryMetric
 from .checkpoint_compat import allow_mmengine_checkpoint_types
-from .datasets import GlaSDataset, ShapesDataset
+from .datasets import CheckedCityscapesDataset, CheckedCocoDataset, GlaSDataset, ShapesDataset
 from .gan_mask_rcnn import GANMaskRCNN
 from .gan_optim_wrapper_constructor import GANOptimWrapperConstructor
 from .gan_roi_head import GANRoIHead
@@ -16,6 +16,7 @@ from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
 from .mask_discriminator import MaskDiscriminator
 from .prroi_extractor import PrRoIExtractor
 from .reseed_train_loop import ReseedIterBasedTrainLoop
+from .resume_check_hook import ResumeCheckHook
 
 allow_mmengine_checkpoint_types()
 
@@ -23,5 +24,6 @@ __version__ = '0.1.0'
 
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
            'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop', 'ReseedIterBasedTrainLoop',
-           'GlaSDataset', 'ShapesDataset', 'GradAllReduceDataParallel',
-           'CocoBoundaryMetric', 'PrRoIExtractor']
+           'CheckedCocoDataset', 'CheckedCityscapesDataset', 'GlaSDataset', 'ShapesDataset',
+           'GradAllReduceDataParallel',
+           'CocoBoundaryMetric', 'PrRoIExtractor', 'ResumeCheckHook']
