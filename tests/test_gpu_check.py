@@ -210,8 +210,8 @@ def test_train_config_r50_random_init_adversarial_at_once(tmp_path):
     assert cfg.model.backbone.depth == 50 and cfg.model.backbone.init_cfg is None
     assert cfg.model.neck.in_channels == [256, 512, 1024, 2048]
     assert cfg.get('load_from') is None
-    assert (cfg.train_cfg.max_iters, cfg.train_cfg.adv_start_iter,
-            cfg.train_cfg.adv_weight_ramp_iters) == (8, 0, 0)
+    assert (cfg.train_cfg.max_iters, cfg.model.adv_start_fraction,
+            cfg.model.adv_ramp_fraction) == (8, 0, 0)
     assert cfg.train_dataloader.dataset.data_root == str(tmp_path / 'shapes') + '/'
     assert cfg.val_cfg is None and cfg.val_dataloader is None and cfg.val_evaluator is None
     assert cfg.default_hooks.checkpoint.interval == 4

@@ -121,7 +121,7 @@ def check(folder: str, installed=_installed_version) -> List[str]:
 
 def import_failures(modules: List[str]) -> List[str]:
     """Import each module; one line per failure, naming a missing module if that is why."""
-    lines = []
+    lines, versions = [], []
     for module in modules:
         try:
             imported = importlib.import_module(module)
@@ -131,7 +131,11 @@ def import_failures(modules: List[str]) -> List[str]:
                     if missing and missing.split('.')[0] != module.split('.')[0] else '')
             lines.append(f'import {module}: {type(exc).__name__}: {exc}{hint}')
         else:
-            print(f"import {module}: ok {getattr(imported, '__version__', '')}".rstrip())
+            version = getattr(imported, '__version__', '')
+            print(f'import {module}: ok {version}'.rstrip())
+            versions += [f'{module} {version}'] if version and '.' not in module else []
+    if not lines:
+        print(f'all {len(modules)} imports ok: ' + ', '.join(versions))
     return lines
 
 

@@ -133,4 +133,5 @@ def to_json(results: List[StepResult], header: Dict) -> str:
         if isinstance(value, (list, tuple)):
             return [clean(v) for v in value]
         return value
-    return json.dumps(clean(dict(header, steps=[asdict(r) for r in results])), indent=1)
+    steps = [dict(asdict(r), seconds=round(r.seconds, 1)) for r in results]
+    return json.dumps(clean(dict(header, steps=steps)), indent=1)

@@ -35,7 +35,8 @@ MIN_STEP_SECONDS = 5  # a step with less time left is skipped
 
 def step_environment(site: str) -> Dict[str, str]:
     """The check's environment: carried packages, the project and the probe importable."""
-    paths = [site, osp.join(REPO, 'projects', 'gan_mask_rcnn'), osp.join(REPO, 'tools', 'gpu_check')]
+    paths = [site, osp.join(REPO, 'projects', 'gan_mask_rcnn'),
+             osp.join(REPO, 'tools', 'gpu_check')]
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     env['PYTHONPATH'] = os.pathsep.join(paths + [p for p in [os.environ.get('PYTHONPATH')] if p])
     return env
@@ -66,7 +67,8 @@ def read_result(step: Step, rc: Optional[int], output: str, seconds: float) -> S
     """The table row of a step that ran (``rc`` None: stopped at its time limit)."""
     last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), '')
     if rc is None:
-        return StepResult(step.name, TIMEOUT, seconds, f'stopped after {seconds:.0f} s: {last}'[:200])
+        return StepResult(step.name, TIMEOUT, seconds,
+                          f'stopped after {seconds:.0f} s: {last}'[:200])
     status, numbers, data = (OK if rc == 0 else FAIL), last[:200], {}
     if step.kind == 'pytest':
         data = parse_pytest_summary(output)
@@ -180,8 +182,10 @@ def main(argv=None):
     start = time.monotonic()
     iters = args.iters or (30 if args.device == 'cuda' else 2)
     work = args.work or ('<scratch>' if args.dry_run else tempfile.mkdtemp(prefix='gpu_check_'))
-    arch = '(from torch.cuda.get_device_capability)' if args.dry_run or args.device == 'cpu' \
-        else cuda_arch(sys.executable)
+    if args.device == 'cpu':
+        arch = ''
+    else:
+        arch = '<torch.cuda.get_device_capability>' if args.dry_run else cuda_arch(sys.executable)
     steps = build_plan(args.device, sys.executable, osp.abspath(args.carry), work,
                        arch, iters, args.jobs)
     if args.dry_run:

@@ -49,8 +49,8 @@ def check_config(model: str, data_root: str, work_dir: str, iters: int,
     set_data_root(cfg, data_root)
     cfg.train_cfg.max_iters = iters
     if model == 'gan':
-        cfg.train_cfg.adv_start_iter = 0
-        cfg.train_cfg.adv_weight_ramp_iters = 0
+        cfg.model.adv_start_fraction = 0.0
+        cfg.model.adv_ramp_fraction = 0.0
     cfg.train_cfg.val_interval = iters + 1
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(
@@ -86,12 +86,14 @@ def parse_args():
 def main():
     args = parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    for model, iters, checkpoint_at in sorted(set(map(parse_run, args.runs))):
+    runs = sorted(set(map(parse_run, args.runs)))
+    for model, iters, checkpoint_at in runs:
         name = config_name(model, iters, checkpoint_at)
         cfg = check_config(model, args.data_root, osp.join(args.out_dir, name[:-3]), iters,
                            checkpoint_at)
         cfg.dump(osp.join(args.out_dir, name))
         print(f'wrote {osp.join(args.out_dir, name)}')
+    print(f'{len(runs)} configs in {args.out_dir}')
 
 
 if __name__ == '__main__':
