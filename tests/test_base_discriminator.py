@@ -1,10 +1,13 @@
-"""What both discriminators share (BaseDiscriminator): the norm choices, the
-parameter drift ``||theta_D - theta_D(0)||`` against a snapshot of the parameters,
-and checkpoints written before the drift buffer existed."""
+"""What both discriminators share (BaseDiscriminator): checked weights and inputs,
+generator gradients against finite differences, the norm choices, the parameter
+drift ``||theta_D - theta_D(0)||`` against a snapshot of the parameters, and
+checkpoints written before the drift buffer existed."""
 import copy
+import re
 
 import pytest
 import torch
+from test_mask_discriminator import mask_inputs
 
 from gan_mask_rcnn.box_discriminator import BoxDiscriminator
 from gan_mask_rcnn.mask_discriminator import MaskDiscriminator
@@ -95,3 +98,54 @@ def test_checkpoint_without_drift_buffer_loads_strictly(cls):
     state._metadata[''] = dict(state._metadata[''], version=2)
     missing, _ = cls(**SMALL).load_state_dict(state, strict=False)
     assert missing == ['initial_params']
+
+
+@pytest.mark.parametrize('kind', ['box', 'mask'])
+def test_generator_gradient_matches_finite_differences(kind):
+    """d L_G / d fake against central differences (float64, eval-mode BN)."""
+    torch.manual_seed(0)
+    cls = BoxDiscriminator if kind == 'box' else MaskDiscriminator
+    d = cls(**SMALL).double().eval()
+    d.requires_grad_(False)
+    feats, real_mask, _ = mask_inputs(2)
+    shape = (2, 4, 12, 12) if kind == 'box' else (2, 1, 12, 12)
+    fake = torch.rand(shape, dtype=torch.float64, requires_grad=True)
+
+    def loss(f):
+        out = d.loss_generator(f) if kind == 'box' else d.loss_generator(
+            feats, real_mask, f)
+        return out['loss']
+
+    loss(fake).backward()
+    direction = torch.randn_like(fake)
+    h = 1e-6
+    numeric = (loss(fake.detach() + h * direction) - loss(fake.detach() - h * direction)) / (2 * h)
+    assert (fake.grad * direction).sum().item() == pytest.approx(numeric.item(), rel=1e-5,
+                                                                  abs=1e-9)
+    assert all(p.grad is None for p in d.parameters())
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+def test_bad_input_names_the_shape(cls):
+    d = cls(**SMALL)
+    bad = torch.randn(2, 3, 12, 12)
+    with pytest.raises(ValueError, match=r'\(N, 4, 12, 12\), got \(2, 3, 12, 12\)'):
+        d(bad) if cls is BoxDiscriminator else d(bad, torch.rand(2, 1, 12, 12))
+    with pytest.raises(ValueError, match='channels=.*strides='):
+        cls(channels=(8, 8), strides=(2,))
+
+
+@pytest.mark.parametrize('cls', [BoxDiscriminator, MaskDiscriminator])
+@pytest.mark.parametrize('key', ['loss_weight', 'd_loss_weight'])
+@pytest.mark.parametrize('value', [float('nan'), -1, float('inf'), '0.5', True])
+def test_bad_loss_weight_stops_at_build(cls, key, value):
+    """A NaN, negative, infinite or non-numeric weight stops at build, naming the
+    class, the key and the value."""
+    message = f'{cls.__name__} {key} must be a finite number >= 0, got {value!r}'
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cls(**{key: value})
+
+
+def test_joint_norm_must_be_a_bool():
+    with pytest.raises(ValueError, match="joint_norm must be True or False, got 'yes'"):
+        MaskDiscriminator(joint_norm='yes')

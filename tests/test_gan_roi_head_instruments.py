@@ -14,7 +14,8 @@ from conftest import CONFIGS, tiny_cfg
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from test_discriminators import _log_sigmoid, expected_distance
+from test_box_discriminator import _log_sigmoid
+from test_mask_discriminator import expected_distance
 from test_gan_roi_head import C, head_cfg, make_batch, run_loss
 
 from mmdet.registry import MODELS

@@ -64,7 +64,8 @@ class GANRoIHead(StandardRoIHead):
     the masks + the learned layers' term), ``drift_d_box`` and ``drift_d_mask``
     (``||theta_D - theta_D(0)||``), and ``grad_ratio_g_box`` / ``grad_ratio_g_mask``
     (``||d loss_g_box / d bbox_pred|| / ||d loss_bbox / d bbox_pred||``, the same
-    for ``loss_g_mask`` / ``loss_mask`` on the mask logits).
+    for ``loss_g_mask`` / ``loss_mask`` on the mask logits). The ratios exist only
+    after the backward, so they go to the MessageHub, not into the loss dict.
     """
 
     def __init__(self,
