@@ -40,10 +40,8 @@ gan_roi_head = dict(
                             out_channels=256, featmap_strides=[4, 8, 16, 32],
                             level_mode='max'),
     # None: every positive RoI reaches the discriminators (thesis). An int K feeds a
-    # random K per image instead. On the R18 CPU configs every positive costs 1.15-1.23x
-    # Mask R-CNN's training time and 1.09-1.14x its memory (e2a39ae), K=8 1.14x and
-    # 1.10x (earlier code); the R50 GlaS pair costs 1.03-1.09x and 1.07-1.11x with
-    # every positive (tools/benchmark_gan_training.py).
+    # random K per image instead, which bounds the discriminators' cost (measured with
+    # tools/benchmark_gan_training.py; figures in projects/gan_mask_rcnn/results/).
     max_disc_rois_per_img=None)
 
 # Replaces the baseline's optim_wrapper; a GAN config adds generator=dict(optimizer=
