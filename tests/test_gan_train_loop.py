@@ -4,7 +4,6 @@ the discriminator weights, and bad train_cfg values.
 
 References: a second run of the same schedule (straight vs. resumed), hand-typed
 schedules, the checkpoint files themselves, and the TensorBoard event reader."""
-import copy
 import glob
 import json
 import os.path as osp
