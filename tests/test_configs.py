@@ -1,4 +1,4 @@
-"""Every config under configs/ loads and builds its model; thesis schedules are right.
+"""Every config's data fit its model, which builds; thesis schedules are right.
 
 The expected numbers are those of the thesis (section 4), typed in here by hand:
 iterations, lr steps, base lr, images per GPU (2 GPUs), train and test scales
@@ -12,12 +12,13 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmdet.registry import MODELS
+from gan_mask_rcnn.datasets import DataCheckMixin
+from mmdet.registry import DATASETS, MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
-ALL_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True))
-MODEL_CONFIGS = [c for c in ALL_CONFIGS if '_base_' not in c]
+MODEL_CONFIGS = sorted(glob.glob(osp.join(CFG_DIR, '*.py')))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 # name: (max_iters, lr steps, lr, images/GPU, train shorter sides, test side, depth, classes)
 THESIS = {
@@ -52,22 +53,49 @@ def _short_sides(pipeline):
     raise AssertionError(f'no Resize in {pipeline}')
 
 
-@pytest.mark.parametrize('path', ALL_CONFIGS, ids=[osp.relpath(c, REPO) for c in ALL_CONFIGS])
-def test_config_loads(path):
-    cfg = Config.fromfile(path)
-    assert cfg.filename == path
+def _classes(ds):
+    return ds.get('metainfo', {}).get('classes') or DATASETS.get(ds.type).METAINFO['classes']
 
 
 @pytest.mark.parametrize('path', MODEL_CONFIGS, ids=[_name(c) for c in MODEL_CONFIGS])
-def test_model_builds(path):
+def test_config_data_fits_its_model(path):
+    """Heads sized for the dataset's classes, evaluators reading the val set's file,
+    datasets that check their data at start, resume of the other kind stopped."""
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    sets = {key: _dataset(cfg[key]) for key in LOADERS}
+    heads = cfg.model.roi_head
+    for key, ds in sets.items():
+        assert issubclass(DATASETS.get(ds.type), DataCheckMixin), (key, ds.type)
+        assert len(_classes(ds)) == heads.bbox_head.num_classes == heads.mask_head.num_classes
+    val = sets['val_dataloader']
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluators = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
+        files = [e.ann_file for e in evaluators if 'ann_file' in e]
+        assert files == [val.data_root + val.ann_file], (key, files)
+    assert dict(type='ResumeCheckHook') in cfg.custom_hooks
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS, ids=[_name(c) for c in MODEL_CONFIGS])
+def test_model_builds_for_its_classes(path):
+    """The built heads' output layers match the dataset's classes; a GAN model is its
+    baseline's Mask R-CNN, parameter for parameter, plus the two discriminators."""
     cfg = Config.fromfile(path)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)  # no weights are loaded before init_weights()
-    assert type(model).__name__ == cfg.model.type
-    if cfg.model.type == 'GANMaskRCNN':
-        assert cfg.model_wrapper_cfg.type == 'GradAllReduceDataParallel'
-        assert model.discriminator_names() == ['roi_head.box_discriminator',
-                                               'roi_head.mask_discriminator']
+    num = len(_classes(_dataset(cfg.train_dataloader)))
+    assert model.roi_head.bbox_head.fc_cls.out_features == num + 1  # + background
+    assert model.roi_head.mask_head.conv_logits.out_channels == num
+    if cfg.model.type != 'GANMaskRCNN':
+        return
+    assert cfg.model_wrapper_cfg.type == 'GradAllReduceDataParallel'
+    disc = ('roi_head.box_discriminator.', 'roi_head.mask_discriminator.')
+    assert model.discriminator_names() == [d[:-1] for d in disc]
+    baseline = osp.join(CFG_DIR, _name(path).replace('gan-', '', 1) + '.py')
+    plain = MODELS.build(Config.fromfile(baseline).model)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith(disc)}
+    assert ours == {k: tuple(v.shape) for k, v in plain.state_dict().items()}
+    assert len(ours) < len(model.state_dict())
 
 
 @pytest.mark.parametrize('name', sorted(THESIS))
