@@ -26,7 +26,8 @@ CPU pair of the shapes set (or ``--configs BASELINE GAN``) as mmdet's
 
 ``--val-fraction`` carves a validation split out of the training set (tuning the
 adversarial side must not look at the test split); ``--gan-options`` changes GAN
-config keys, e.g. ``train_cfg.adv_start_iter=200 model.roi_head.mask_adv_weight=1.0``.
+config keys, e.g. ``model.adv_start_fraction=0.5
+model.roi_head.mask_discriminator.loss_weight=1.0``.
 ``--baseline-from`` reads the baselines of an earlier experiment that differs only
 in ``--gan-options`` (checked config by config), so a tuning step trains the GAN
 side only. A resumed training is a valid training but, without ``--exact-resume``,
