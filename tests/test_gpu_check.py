@@ -221,3 +221,21 @@ def test_train_config_r50_random_init_adversarial_at_once(tmp_path):
     assert base.default_hooks.checkpoint.interval > 30  # a timed run writes no checkpoint
     with pytest.raises(ValueError, match="got 'gan:x'"):
         train_config.parse_run('gan:x')
+
+
+def test_main_runs_groups_and_writes_the_table(tmp_path, monkeypatch):
+    steps = [plan.Step('first', 'sleep 0.2; echo A > a.txt', with_next=True),
+             plan.Step('beside', 'echo B', log='tests.log'),
+             plan.Step('broken', 'echo no luck; exit 1')]
+    monkeypatch.setattr(run_check, 'build_plan', lambda *args: steps)
+    monkeypatch.setattr(run_check, 'REPO', str(tmp_path))  # the steps' working dir
+    out = tmp_path / 'out'
+    run_check.main(['--device', 'cpu', '--out', str(out), '--work', str(tmp_path / 'w')])
+    assert (tmp_path / 'a.txt').read_text() == 'A\n'
+    table = (out / 'gpu_check.md').read_text()
+    assert '| first | ok |' in table and '| beside | ok |' in table
+    assert '| broken | FAIL |' in table and 'rc 1: no luck' in table
+    doc = json.loads((out / 'gpu_check.json').read_text())
+    assert [s['status'] for s in doc['steps']] == ['ok', 'ok', 'FAIL']
+    assert sorted(os.listdir(out)) == ['build.log', 'gpu_check.json', 'gpu_check.md',
+                                       'tests.log']

@@ -55,7 +55,7 @@ def config_name(model: str, iters: int, checkpoint_at: int = 0) -> str:
 
 
 def training_steps(device: str, python: str, work: str, iters: int) -> List[Step]:
-    """Shapes and configs, the four timed trainings, the resume and the launch."""
+    """Shapes and configs, the four timed trainings, the resume and the launch (at once)."""
     py, q = shlex.quote(python), shlex.quote
     cfgs, runs, shapes = osp.join(work, 'configs'), osp.join(work, 'runs'), osp.join(work, 'shapes')
     cuda = device == 'cuda'
@@ -81,8 +81,8 @@ def training_steps(device: str, python: str, work: str, iters: int) -> List[Step
                 f'train-{name}', train(config_name(model, iters), name, amp), cap=90,
                 log='train.log', kind='train', probe=osp.join(runs, name, 'probe.json'),
                 skip='' if cuda or precision == 'fp32' else '--amp needs CUDA'))
-    steps.append(Step(
-        'resume-gan', cap=120, log='resume_launch.log', kind='train',
+    steps.append(Step(  # untimed, so beside the launch
+        'resume-gan', cap=120, log='resume_launch.log', kind='train', with_next=True,
         cmd=(train(config_name('gan', first, first), 'resume') + ' && ' +
              train(config_name('gan', total), 'resume', ' --resume')),
         probe=osp.join(runs, 'resume', 'probe.json'),
@@ -141,11 +141,13 @@ def build_plan(device: str, python: str, carry: str, work: str, arch: str,
         Step('build-project', f'{py} setup.py build_ext --inplace', cap=300, skip=on_cpu,
              env=dict(build_env, MAX_JOBS='8')),
         Step('imports', f'{py} tools/gpu_check/carry.py --imports ' + ' '.join(IMPORTS), cap=120),
-        # only the files with CUDA tests: another file's import error stops none of them
-        Step('cuda-tests', cap=150, log='tests.log', kind='pytest', cmd=(
+        # only the files with CUDA tests: another file's import error stops none of them;
+        # the training data and configs are written meanwhile (CPU work)
+        Step('cuda-tests', cap=150, log='tests.log', kind='pytest', with_next=True, cmd=(
             f'{py} -m pytest -q -m cuda -p no:cacheprovider --continue-on-collection-errors '
             "$(grep -l 'mark.cuda' tests/test_*.py)")),
-        Step('benchmark', f'{py} tools/benchmark_prroi_pool.py --device cuda', cap=150,
-             log='bench.log', kind='bench', skip='' if cuda else 'needs CUDA'),
     ]
-    return steps + training_steps(device, python, work, iters)
+    data, *trainings = training_steps(device, python, work, iters)
+    bench = Step('benchmark', f'{py} tools/benchmark_prroi_pool.py --device cuda', cap=120,
+                 log='bench.log', kind='bench', skip='' if cuda else 'needs CUDA')
+    return steps + [data, bench] + trainings

@@ -191,7 +191,8 @@ def main(argv=None):
     if args.dry_run:
         for step in steps:
             what = f'skip: {step.skip}' if step.skip else step.cmd
-            print(f'[{step.name}] cap {step.cap:.0f} s -> {step.log}: {what}')
+            together = ', with the next step' if step.with_next else ''
+            print(f'[{step.name}] cap {step.cap:.0f} s{together} -> {step.log}: {what}')
         return
     if args.device == 'cuda' and not arch:
         sys.exit(f'{sys.executable} sees no CUDA GPU: run with --device cpu on a CPU machine')
