@@ -1,15 +1,20 @@
 """GANMaskRCNN.train_step: the warm-up step is mmdet's Mask R-CNN step, the
 adversarial step updates both sides, the schedule comes from the MessageHub and
 the model's arguments, non-finite losses are skipped (then stop), bad arguments
-stop at build.
+stop at build; a NaN on one of two ranks is skipped on both (torchrun).
 
 References: mmdet's plain Mask R-CNN train_step, hand-typed schedules, the
 parameters before the step."""
 import copy
+import os
+import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
-from gan_testing import N, build, gan_tiny_cfg, params, plain_model_cfg, set_iter
+from gan_testing import (GAN_CFG, N, build, gan_tiny_cfg, params, plain_model_cfg,
+                         set_iter)
 from mmengine.logging import MessageHub
 from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
 from mmengine.registry import init_default_scope
@@ -17,6 +22,8 @@ from mmengine.runner import Runner
 
 import gan_mask_rcnn.gan_mask_rcnn as gan_module
 from mmdet.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
@@ -241,3 +248,36 @@ def test_non_finite_loss_on_another_rank_skips_here_too(setup, monkeypatch):
     assert ops == ['min']
     for name, value in params(model).items():
         assert torch.equal(value, before[name]), name
+
+
+def test_nan_on_one_of_two_ranks_skips_the_iteration_on_both(shapes_root, tiny_cfg_factory,
+                                                             tmp_path):
+    """``torchrun`` with 2 CPU ranks, NaN on rank 1 in iteration 0: both ranks skip
+    it (a rank that stepped alone would wait for the other's gradients forever, or
+    take its NaN), then train iteration 1 to identical, finite weights."""
+    work_dir = str(tmp_path / 'work')
+    cfg = tiny_cfg_factory(GAN_CFG, shapes_root, work_dir, max_iters=2)
+    cfg.model.update(adv_start_fraction=0, adv_ramp_fraction=0)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.custom_imports = dict(imports=['gan_mask_rcnn', 'nan_on_rank_hook'],
+                              allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='NaNOnRankOneHook')]
+    cfg_file = str(tmp_path / 'nan_rank1.py')
+    cfg.dump(cfg_file)
+    cmd = [osp.join(osp.dirname(sys.executable), 'torchrun'), '--standalone',
+           '--nproc_per_node', '2', osp.join(REPO, 'tools', 'train.py'), cfg_file,
+           '--launcher', 'pytorch']
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [osp.dirname(osp.abspath(__file__)), os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    ranks = [torch.load(osp.join(work_dir, f'rank{r}.pth')) for r in range(2)]
+    assert [r['skipped'] for r in ranks] == [1, 1]
+    for r in ranks:
+        for name, value in r['init'].items():
+            assert torch.equal(r['first'][name], value), name  # iteration 0: no step
+    for name, value in ranks[0]['final'].items():
+        assert torch.isfinite(value).all(), name
+        assert torch.equal(ranks[1]['final'][name], value), name
+    assert any(not torch.equal(v, ranks[0]['init'][n]) for n, v in ranks[0]['final'].items())
