@@ -97,6 +97,19 @@ def read_result(step: Step, rc: Optional[int], output: str, seconds: float) -> S
     return StepResult(step.name, status, seconds, numbers, data)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """End a step's whole process group: SIGTERM, then SIGKILL to what is left."""
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str,
               out: str) -> List[StepResult]:
     """Start ``steps`` together, wait for each until its cap or the deadline."""
@@ -115,19 +128,19 @@ def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     env=dict(env, **step.env))
         procs.append((step, proc, log_file, time.monotonic(), min(step.cap, left)))
-    for step, proc, log_file, start, limit in procs:
-        try:
-            rc = proc.wait(timeout=max(0.0, start + limit - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            rc = None
-            for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
-                try:
-                    os.killpg(proc.pid, sig)
-                    proc.wait(timeout=grace)
-                    break
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
-        seconds = time.monotonic() - start
+    ended = {}  # step name -> (exit status or None when stopped, seconds)
+    while len(ended) < len(procs):
+        for step, proc, _, start, limit in procs:
+            if step.name in ended:
+                continue
+            if proc.poll() is not None:
+                ended[step.name] = (proc.returncode, time.monotonic() - start)
+            elif time.monotonic() > start + limit:
+                stop(proc)
+                ended[step.name] = (None, time.monotonic() - start)
+        time.sleep(0.1)
+    for step, _, log_file, _, _ in procs:
+        rc, seconds = ended[step.name]
         with open(log_file, errors='replace') as f:
             output = f.read()
         result = read_result(step, rc, output, seconds)
