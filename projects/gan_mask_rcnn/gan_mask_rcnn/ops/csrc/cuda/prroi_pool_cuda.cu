@@ -1,7 +1,9 @@
-// CUDA kernels of PrRoIPool: one thread per output element (roi, channel,
-// bin), the per-bin math from prroi_pool_utils.h. float, double, half and
-// bfloat16; sums and gradients accumulate in the op-math type (float for the
-// 16-bit types), gradients through atomics into op-math buffers.
+// CUDA kernels of PrRoIPool: forward and feature gradient with one thread per
+// output element (roi, channel, bin), the RoI-coordinate gradient with one
+// block per slice of a RoI's elements; the per-bin math from
+// prroi_pool_utils.h. float, double, half and bfloat16; sums and gradients
+// accumulate in the op-math type (float for the 16-bit types), gradients
+// through atomics into op-math buffers.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/Atomic.cuh>
@@ -14,6 +16,7 @@
 
 #include "prroi_pool_checks.h"
 #include "prroi_pool_cuda_bin.cuh"
+#include "prroi_pool_cuda_roi_sum.cuh"
 #include "prroi_pool_utils.h"
 
 namespace gan_mask_rcnn {
@@ -69,33 +72,51 @@ __global__ void backward_kernel(int64_t total, const scalar_t* grad_output,
   }
 }
 
+// Gradient wrt the RoI corners: block b sums the partials of slice
+// b % slices of RoI b / slices (prroi_pool_cuda_roi_sum.cuh) into
+// grad_rois[k, 0..3] with one atomic per coordinate.
 template <typename scalar_t, typename T>
-__global__ void coor_backward_kernel(int64_t total,
+__global__ void coor_backward_kernel(int slices, int per_roi,
                                      const scalar_t* grad_output,
                                      const scalar_t* output,
                                      const scalar_t* features,
                                      const scalar_t* rois, T* grad_rois,
                                      T scale, int channels, int height,
                                      int width, int pooled_h, int pooled_w) {
-  for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-       index < total; index += int64_t(blockDim.x) * gridDim.x) {
-    const Bin<T> bin(index, rois, scale, channels, pooled_h, pooled_w);
-    T* grad = grad_rois + bin.k * 4;
-    if (bin.state == kPrRoIEmpty) continue;
-    if (bin.state == kPrRoINonFinite) {
-      for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, T(NAN));
+  const int64_t k = blockIdx.x / slices;
+  const int begin = (blockIdx.x % slices) * kRoiSumSlice;
+  const int end = min(begin + kRoiSumSlice, per_roi);
+  const scalar_t* roi = rois + k * 5;
+  const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
+  const T rx1 = static_cast<T>(roi[1]) * scale;
+  const T ry1 = static_cast<T>(roi[2]) * scale;
+  T bw, bh;
+  const int state = prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * scale,
+                                   static_cast<T>(roi[4]) * scale, pooled_h,
+                                   pooled_w, &bw, &bh);
+  const int plane_bins = pooled_h * pooled_w;
+  T acc[4] = {T(0), T(0), T(0), T(0)};
+  for (int e = begin + threadIdx.x; state != kPrRoIEmpty && e < end;
+       e += kRoiSumThreads) {
+    if (state == kPrRoINonFinite) {
+      for (int j = 0; j < 4; ++j) acc[j] += T(NAN);
       continue;
     }
+    const int64_t index = k * per_roi + e;
     const T g = static_cast<T>(grad_output[index]);
     if (g == T(0)) continue;  // e.g. a level that lost prroi_pool_max_levels
-    const scalar_t* plane =
-        features + (bin.batch * channels + bin.c) * height * width;
-    T acc[4] = {T(0), T(0), T(0), T(0)};
-    prroi_bin_coor_grad(plane, height, width, bin.x1, bin.y1, bin.x2, bin.y2,
-                        bin.bw, bin.bh, bin.ph, bin.pw, pooled_h, pooled_w, g,
-                        static_cast<T>(output[index]), scale, acc);
-    for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, acc[e]);
+    const int c = e / plane_bins;
+    const int ph = (e - c * plane_bins) / pooled_w;
+    const int pw = e - c * plane_bins - ph * pooled_w;
+    T x1, x2, y1, y2;
+    prroi_bin_edges(rx1, bw, pw, &x1, &x2);
+    prroi_bin_edges(ry1, bh, ph, &y1, &y2);
+    prroi_bin_coor_grad(features + (batch * channels + c) * height * width,
+                        height, width, x1, y1, x2, y2, bw, bh, ph, pw,
+                        pooled_h, pooled_w, g, static_cast<T>(output[index]),
+                        scale, acc);
   }
+  block_sum4_atomic_add(acc, grad_rois + k * 4);
 }
 
 #define PRROI_DISPATCH(TYPE, NAME, ...)                            \
@@ -186,14 +207,15 @@ at::Tensor prroi_pool_coor_backward_cuda(const at::Tensor& grad_output,
   const auto out = output.contiguous();
   const auto feat = features.contiguous();
   const auto boxes = rois.contiguous();
-  const int64_t total = grad_out.numel();
-  if (total > 0) {
+  const int64_t per_roi = feat.size(1) * pooled_height * pooled_width;
+  if (grad_out.numel() > 0) {
+    const RoiSlices launch(rois.size(0), per_roi);
     PRROI_DISPATCH(feat.scalar_type(), "prroi_pool_coor_backward_cuda", [&] {
       using T = at::opmath_type<scalar_t>;
       coor_backward_kernel<scalar_t, T>
-          <<<num_blocks(total), kThreads, 0,
+          <<<launch.blocks, kRoiSumThreads, 0,
              c10::cuda::getCurrentCUDAStream()>>>(
-              total, grad_out.const_data_ptr<scalar_t>(),
+              launch.slices, per_roi, grad_out.const_data_ptr<scalar_t>(),
               out.const_data_ptr<scalar_t>(), feat.const_data_ptr<scalar_t>(),
               boxes.const_data_ptr<scalar_t>(), grad.mutable_data_ptr<T>(),
               static_cast<T>(spatial_scale), feat.size(1), feat.size(2),

@@ -1,9 +1,10 @@
-// CUDA kernel of prroi_pool_max_levels: one thread per output element (roi,
-// channel, bin) pools the bin on every level (per-bin math of
+// CUDA kernels of prroi_pool_max_levels. Forward: one thread per output element
+// (roi, channel, bin) pools the bin on every level (per-bin math of
 // prroi_pool_utils.h) and keeps the maximum and its level, as torch.maximum
-// would merge them (NaN wins and stays, ties keep the first level). The level
-// pointers and scales travel by value in a fixed-size struct (up to kMaxLevels
-// levels, more than any FPN has).
+// would merge them (NaN wins and stays, ties keep the first level). RoI
+// gradient: one block per slice of a RoI's elements
+// (prroi_pool_cuda_roi_sum.cuh). The level pointers and scales travel by value
+// in a fixed-size struct (up to kMaxLevels levels, more than any FPN has).
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/Atomic.cuh>
@@ -16,6 +17,7 @@
 
 #include "prroi_pool_checks.h"
 #include "prroi_pool_cuda_bin.cuh"
+#include "prroi_pool_cuda_roi_sum.cuh"
 #include "prroi_pool_utils.h"
 
 namespace gan_mask_rcnn {
@@ -64,35 +66,54 @@ __global__ void max_levels_kernel(int64_t total, Levels<scalar_t, T> levels,
 }
 
 // Gradient wrt the RoI corners: each element adds the coordinate gradient of
-// the bin on the level it came from (accumulated in grad_rois, (K, 4)).
+// the bin on the level it came from. Block b sums the partials of slice
+// b % slices of RoI b / slices (prroi_pool_cuda_roi_sum.cuh) into
+// grad_rois[k, 0..3] with one atomic per coordinate.
 template <typename scalar_t, typename T>
-__global__ void max_levels_coor_kernel(int64_t total, Levels<scalar_t, T> levels,
+__global__ void max_levels_coor_kernel(int slices, int per_roi,
+                                       Levels<scalar_t, T> levels,
                                        const scalar_t* grad_output,
                                        const scalar_t* output,
                                        const uint8_t* level_index,
                                        const scalar_t* rois, T* grad_rois,
                                        int channels, int pooled_h,
                                        int pooled_w) {
-  for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-       index < total; index += int64_t(blockDim.x) * gridDim.x) {
+  const int64_t k = blockIdx.x / slices;
+  const int begin = (blockIdx.x % slices) * kRoiSumSlice;
+  const int end = min(begin + kRoiSumSlice, per_roi);
+  const scalar_t* roi = rois + k * 5;
+  const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
+  const T corner[4] = {static_cast<T>(roi[1]), static_cast<T>(roi[2]),
+                       static_cast<T>(roi[3]), static_cast<T>(roi[4])};
+  const int plane_bins = pooled_h * pooled_w;
+  T acc[4] = {T(0), T(0), T(0), T(0)};
+  for (int e = begin + threadIdx.x; e < end; e += kRoiSumThreads) {
+    const int64_t index = k * per_roi + e;
     const int l = level_index[index];
-    const Bin<T> bin(index, rois, levels.scale[l], channels, pooled_h,
-                     pooled_w);
-    T* grad = grad_rois + bin.k * 4;
-    if (bin.state == kPrRoINonFinite) {
-      for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, T(NAN));
+    const T scale = levels.scale[l];
+    const T rx1 = corner[0] * scale, ry1 = corner[1] * scale;
+    T bw, bh;
+    const int state =
+        prroi_roi_bins(rx1, ry1, corner[2] * scale, corner[3] * scale,
+                       pooled_h, pooled_w, &bw, &bh);
+    if (state == kPrRoINonFinite) {
+      for (int j = 0; j < 4; ++j) acc[j] += T(NAN);
       continue;
     }
     const T g = static_cast<T>(grad_output[index]);
-    if (bin.state == kPrRoIEmpty || g == T(0)) continue;
+    if (state == kPrRoIEmpty || g == T(0)) continue;
+    const int c = e / plane_bins;
+    const int ph = (e - c * plane_bins) / pooled_w;
+    const int pw = e - c * plane_bins - ph * pooled_w;
+    T x1, x2, y1, y2;
+    prroi_bin_edges(rx1, bw, pw, &x1, &x2);
+    prroi_bin_edges(ry1, bh, ph, &y1, &y2);
     const int h = levels.height[l], w = levels.width[l];
-    T acc[4] = {T(0), T(0), T(0), T(0)};
-    prroi_bin_coor_grad(levels.data[l] + (bin.batch * channels + bin.c) * h * w,
-                        h, w, bin.x1, bin.y1, bin.x2, bin.y2, bin.bw, bin.bh,
-                        bin.ph, bin.pw, pooled_h, pooled_w, g,
-                        static_cast<T>(output[index]), levels.scale[l], acc);
-    for (int e = 0; e < 4; ++e) gpuAtomicAdd(grad + e, acc[e]);
+    prroi_bin_coor_grad(levels.data[l] + (batch * channels + c) * h * w, h, w,
+                        x1, y1, x2, y2, bw, bh, ph, pw, pooled_h, pooled_w, g,
+                        static_cast<T>(output[index]), scale, acc);
   }
+  block_sum4_atomic_add(acc, grad_rois + k * 4);
 }
 
 template <typename scalar_t, typename T>
@@ -180,17 +201,19 @@ at::Tensor prroi_pool_max_levels_coor_backward_cuda(
   const auto out = output.contiguous();
   const auto lvl = level.contiguous();
   const auto boxes = rois.contiguous();
-  const int64_t total = grad_out.numel();
-  if (total > 0) {
+  const int64_t per_roi = feats[0].size(1) * pooled_height * pooled_width;
+  if (grad_out.numel() > 0) {
+    const RoiSlices launch(rois.size(0), per_roi);
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::ScalarType::Half, at::ScalarType::BFloat16,
         features[0].scalar_type(), "prroi_pool_max_levels_coor_backward_cuda",
         [&] {
           using T = at::opmath_type<scalar_t>;
           max_levels_coor_kernel<scalar_t, T>
-              <<<num_blocks(total), kThreads, 0,
+              <<<launch.blocks, kRoiSumThreads, 0,
                  c10::cuda::getCurrentCUDAStream()>>>(
-                  total, make_levels<scalar_t, T>(feats, spatial_scales),
+                  launch.slices, per_roi,
+                  make_levels<scalar_t, T>(feats, spatial_scales),
                   grad_out.const_data_ptr<scalar_t>(),
                   out.const_data_ptr<scalar_t>(),
                   lvl.const_data_ptr<uint8_t>(),
