@@ -250,7 +250,7 @@ def test_bad_rois_raise(rois, match):
     ids=['batch_index_negative', 'batch_index_too_large', 'batch_index_nan'])
 def test_batch_index_outside_batch_raises(index):
     rois = torch.tensor([[0, 0, 0, 2, 2], [index, 0, 0, 2, 2]])
-    with pytest.raises(RuntimeError,
+    with pytest.raises(ValueError,
                        match=rf'rois\[1, 0\] \(batch index\) must be in '
                        rf'\[0, 2\), got {index:g}'.replace('nan', 'nan')):
         prroi_pool(torch.zeros(2, 1, 4, 4), rois, 2)
@@ -334,6 +334,32 @@ def test_cuda_matches_mmcv_prroi_pool():
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
     for ours, theirs in zip(*grads):
         torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+@pytest.mark.parametrize('size', [7, 28])
+def test_cuda_roi_gradient_over_many_block_slices(size):
+    """64 channels at 28 x 28 is 50,176 elements per RoI, 25 of the coordinate
+    kernel's per-block slices: the block sums must add up to the CPU float64
+    gradient (itself checked by gradcheck above), in float64 and float32."""
+    feats = _features(torch.float64, 'cpu', shape=(2, 64, 40, 48))
+    rois = torch.tensor([[0, 4.6, 3.4, 57.8, 44.4], [1, -6, 1, 19, 70],
+                         [0, 30, 10, 90, 60]], dtype=torch.float64)
+    grad_out = torch.randn(3, 64, size, size, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(5))
+    grads = {}
+    for device, dtype in (('cpu', torch.float64), ('cuda', torch.float64),
+                          ('cuda', torch.float32)):
+        r = rois.to(device, dtype).requires_grad_()
+        prroi_pool(feats.to(device, dtype), r, size, 0.5).backward(
+            grad_out.to(device, dtype))
+        grads[device, dtype] = r.grad.double().cpu()
+    ref = grads['cpu', torch.float64]
+    torch.testing.assert_close(grads['cuda', torch.float64], ref, rtol=1e-9,
+                               atol=1e-9)
+    torch.testing.assert_close(grads['cuda', torch.float32], ref, rtol=1e-3,
+                               atol=1e-3 * ref.abs().max().item())
 
 
 HOST_HARNESS = r"""

@@ -172,17 +172,75 @@ def test_kernel_checks_are_named():
         op([feats[0], feats[1].double()], rois, 7, 7, SCALES[:2])
 
 
-def test_zero_gradient_elements_add_nothing_to_the_coordinates():
-    """The coordinate kernel skips zero-gradient elements; the rest must match the
-    gradient through the elements that are left (a mask applied before pooling)."""
+DEVICES = ['cpu', pytest.param('cuda', marks=[
+    pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')])]
+
+
+def _roi_grad(fn, feats, rois, grad_out):
+    r = rois.clone().requires_grad_()
+    fn(feats, r).backward(grad_out)
+    return r.grad
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_zero_gradient_elements_add_nothing_to_the_coordinates(device):
+    """The max-levels coordinate kernel skips zero-gradient elements; the result
+    must equal autograd through torch.maximum with the same output gradient, and
+    the op with those zeros replaced by 1e-300 (no element skipped)."""
     feats, rois = _inputs()
-    mask = torch.rand(3, 3, 6, 6, generator=torch.Generator().manual_seed(2)) > 0.7
-    grads = []
-    for grad_out in (mask.double(), torch.where(mask, 1.0, 1e-300).double()):
-        r = rois.clone().requires_grad_()
-        prroi_pool(feats[0], r, 6, SCALES[0]).backward(grad_out)
-        grads.append(r.grad)
-    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    feats, rois = [f.to(device) for f in feats], rois.to(device)
+    mask = (torch.rand(3, 3, 6, 6, generator=torch.Generator().manual_seed(2)) > 0.7
+            ).double().to(device)
+    ours = _roi_grad(lambda f, r: prroi_pool_max_levels(f, r, 6, SCALES), feats, rois,
+                     mask)
+    tiny = _roi_grad(lambda f, r: prroi_pool_max_levels(f, r, 6, SCALES), feats, rois,
+                     torch.where(mask > 0, 1.0, 1e-300))
+    ref = _roi_grad(lambda f, r: _reference(f, r, 6), feats, rois, mask)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ours, tiny, rtol=1e-12, atol=1e-12)
+    assert ours[:, 1:].abs().min() > 0
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_non_finite_and_empty_rois_in_the_coordinate_gradient(device):
+    """A RoI with a non-finite corner gets a NaN coordinate gradient and an empty
+    one a zero gradient, whatever the output gradient; the other RoIs get the
+    gradient they get alone (autograd through torch.maximum)."""
+    feats, rois = _inputs()
+    bad = torch.tensor([[0, 5.0, float('inf'), 20.0, 30.0], [1, 8.0, 9.0, 8.0, 40.0]],
+                       dtype=torch.float64)
+    all_rois = torch.cat([rois[:1], bad, rois[1:]]).to(device)
+    feats = [f.to(device) for f in feats]
+    grad_out = torch.randn(5, 3, 4, 4, generator=torch.Generator().manual_seed(3),
+                           dtype=torch.float64).to(device)
+    grad_out[1] = 0  # the NaN must not depend on the output gradient
+    ours = _roi_grad(lambda f, r: prroi_pool_max_levels(f, r, 4, SCALES), feats,
+                     all_rois, grad_out)
+    assert ours[1, 1:].isnan().all() and (ours[2] == 0).all()
+    good = [0, 3, 4]
+    ref = _roi_grad(lambda f, r: _reference(f, r, 4), feats, all_rois[good],
+                    grad_out[good])
+    torch.testing.assert_close(ours[good], ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+@pytest.mark.parametrize('size', [7, 28])
+def test_cuda_coordinate_gradient_over_many_block_slices(size):
+    """64 channels at 28 x 28 is 50,176 elements per RoI, 25 of the kernel's
+    per-block slices: the block sums must add up to the float64 CPU gradient."""
+    feats, rois = _inputs(channels=64, size=256)
+    gen = torch.Generator().manual_seed(4)
+    grad_out = torch.randn(3, 64, size, size, generator=gen, dtype=torch.float64)
+    grads = [_roi_grad(lambda f, r: prroi_pool_max_levels(f, r, size, SCALES),
+                       [f.to(device) for f in feats], rois.to(device),
+                       grad_out.to(device)).cpu() for device in ('cpu', 'cuda')]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-9, atol=1e-9)
+    grads32 = _roi_grad(lambda f, r: prroi_pool_max_levels(f, r, size, SCALES),
+                        [f.float().cuda() for f in feats], rois.float().cuda(),
+                        grad_out.float().cuda()).cpu()
+    torch.testing.assert_close(grads32.double(), grads[0], rtol=1e-3,
+                               atol=1e-3 * grads[0].abs().max().item())
 
 
 @pytest.mark.cuda

@@ -5,6 +5,12 @@ scale rule (``SingleRoIExtractor.map_roi_levels``); ``level_mode='max'`` pools
 every RoI from every level and keeps the element-wise maximum, as the thesis'
 discriminators do (28 x 28 PrRoIPool on all FPN levels). Gradients reach the
 features and the RoI coordinates in both modes.
+
+Under ``torch.autocast`` (``--amp``) mmdet's extractors cast the RoIs to the
+features' 16-bit dtype, which rounds box corners to steps of 1 px (float16) or
+8 px (bfloat16) between 1024 and 2048 px. This one pools from float32 RoIs and
+float32 features instead and returns the features' dtype, so the GAN's
+coordinate gradient is taken at the boxes as predicted.
 """
 from typing import List, Optional, Tuple
 
@@ -15,6 +21,7 @@ from mmdet.utils import ConfigType, OptMultiConfig
 from torch import Tensor
 
 from .ops import PrRoIPool, prroi_pool_max_levels
+from .ops._checks import compute_dtype
 
 LEVEL_MODES = ('mapped', 'max')
 
@@ -77,8 +84,17 @@ class PrRoIExtractor(SingleRoIExtractor):
                 centres first. Defaults to None.
 
         Returns:
-            Tensor: (K, C, out_h, out_w) RoI features.
+            Tensor: (K, C, out_h, out_w) RoI features, of the features'
+            dtype (computed in float32 under autocast).
         """
+        dtype = feats[0].dtype
+        if compute_dtype(feats[0]) != dtype:  # 16-bit features under autocast
+            feats = tuple(feat.float() for feat in feats)
+            return self._pool(feats, rois.float(), roi_scale_factor).to(dtype)
+        return self._pool(feats, rois, roi_scale_factor)
+
+    def _pool(self, feats: Tuple[Tensor], rois: Tensor,
+              roi_scale_factor: Optional[float]) -> Tensor:
         if self.level_mode == 'mapped':
             return super().forward(feats, rois, roi_scale_factor)
         rois = rois.type_as(feats[0])

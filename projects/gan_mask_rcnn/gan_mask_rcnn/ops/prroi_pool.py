@@ -7,21 +7,23 @@ bin's area (0 for an empty bin); the definition and call signature match
 float64 (and float16/bfloat16 on CUDA), and the gradient with respect to the
 RoI coordinates is always available.
 
+Under ``torch.autocast`` (CUDA, or CPU with bfloat16) the op's Autocast kernel
+computes in float32 from float32 RoIs, whatever the features' dtype, and returns
+the features' dtype (torchvision's ``roi_align`` does the same): the boxes are
+never rounded to 16 bits.
+
 The ops are ``torch.ops.gan_mask_rcnn.prroi_pool`` (+ ``prroi_pool_backward``
 and ``prroi_pool_coor_backward``), declared in C++ with ``TORCH_LIBRARY``; this
 module adds their fake kernels and autograd formula, so they work with
 ``torch.compile(fullgraph=True)`` and pass ``torch.library.opcheck``.
 """
-import math
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from . import _C  # noqa: F401  (registers torch.ops.gan_mask_rcnn.*)
-
-_CPU_DTYPES = (torch.float32, torch.float64)
-_CUDA_DTYPES = _CPU_DTYPES + (torch.float16, torch.bfloat16)
+from ._checks import check_inputs, check_output_size
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool')
@@ -70,40 +72,6 @@ torch.library.register_autograd('gan_mask_rcnn::prroi_pool',
                                 setup_context=_setup_context)
 
 
-def _check_output_size(output_size) -> Tuple[int, int]:
-    if isinstance(output_size, int):
-        size = (output_size, output_size)
-    elif isinstance(output_size, (tuple, list)):
-        size = tuple(output_size)
-    else:
-        size = ()
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(
-            f'output_size must be a positive int or (h, w), got {output_size}')
-    return size
-
-
-def _check_inputs(features: Tensor, rois: Tensor, spatial_scale: float):
-    if features.dim() != 4:
-        raise ValueError('features must be (N, C, H, W), got shape '
-                         f'{tuple(features.shape)}')
-    if rois.dim() != 2 or rois.shape[1] != 5:
-        raise ValueError(f'rois must be (K, 5), got shape {tuple(rois.shape)}')
-    if features.device != rois.device:
-        raise ValueError('features and rois must be on one device, got '
-                         f'{features.device} and {rois.device}')
-    if features.dtype != rois.dtype:
-        raise ValueError('features and rois must have one dtype, got '
-                         f'{features.dtype} and {rois.dtype}')
-    dtypes = _CUDA_DTYPES if features.is_cuda else _CPU_DTYPES
-    if features.dtype not in dtypes:
-        raise ValueError(f'features dtype must be one of {dtypes} on '
-                         f'{features.device.type}, got {features.dtype}')
-    if not (math.isfinite(spatial_scale) and spatial_scale > 0):
-        raise ValueError(
-            f'spatial_scale must be positive and finite, got {spatial_scale}')
-
-
 def prroi_pool(features: Tensor,
                rois: Tensor,
                output_size: Union[int, Sequence[int]],
@@ -114,20 +82,21 @@ def prroi_pool(features: Tensor,
         features (Tensor): Feature map, (N, C, H, W).
         rois (Tensor): (K, 5) rows ``[batch_index, x1, y1, x2, y2]`` in
             input-image pixels; ``spatial_scale`` maps them onto the feature
-            map. Same dtype and device as ``features``. A RoI with a
-            non-finite coordinate pools to NaN.
+            map. Same dtype and device as ``features`` (under autocast, any
+            of float16/bfloat16/float32: both are computed in float32). A RoI
+            with a non-finite coordinate pools to NaN.
         output_size (int | tuple[int, int]): (out_h, out_w) bins.
         spatial_scale (float): Feature-map pixels per input pixel
             (e.g. 0.25 for stride 4). Defaults to 1.0.
 
     Returns:
-        Tensor: (K, C, out_h, out_w), the average of the bilinear surface of
-        ``features`` over each bin. Differentiable with respect to
+        Tensor: (K, C, out_h, out_w) of the features' dtype, the average of
+        the bilinear surface of ``features`` over each bin. Differentiable with respect to
         ``features`` and ``rois`` (the batch-index column gets 0).
     """
-    pooled_height, pooled_width = _check_output_size(output_size)
+    pooled_height, pooled_width = check_output_size(output_size)
+    check_inputs(features, rois, spatial_scale)
     spatial_scale = float(spatial_scale)
-    _check_inputs(features, rois, spatial_scale)
     return torch.ops.gan_mask_rcnn.prroi_pool(features, rois, pooled_height,
                                               pooled_width, spatial_scale)
 
@@ -145,7 +114,7 @@ class PrRoIPool(nn.Module):
                  output_size: Union[int, Sequence[int]],
                  spatial_scale: float = 1.0):
         super().__init__()
-        self.output_size = _check_output_size(output_size)
+        self.output_size = check_output_size(output_size)
         self.spatial_scale = float(spatial_scale)
 
     def forward(self, features: Tensor, rois: Tensor) -> Tensor:

@@ -25,12 +25,13 @@ each call, forward and coordinate backward). ``GANRoIHead`` passes the detector'
 levels as they are: a channels-last copy shared by its three calls would be saved
 for the backward and held until then, whereas the detector keeps its levels anyway.
 """
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import torch
 from torch import Tensor
 
-from .prroi_pool import _check_inputs, _check_output_size
+from . import _C  # noqa: F401  (registers torch.ops.gan_mask_rcnn.*)
+from ._checks import check_inputs, check_output_size
 
 _OPS = torch.ops.gan_mask_rcnn
 
@@ -53,33 +54,34 @@ def _prroi_pool_max_levels_coor_backward_fake(grad_output, output, level, featur
     return rois.new_empty(rois.shape)
 
 
-class _PrRoIPoolMaxLevels(torch.autograd.Function):
+def _setup_context(ctx, inputs, output):
+    features, rois, pooled_height, pooled_width, spatial_scales = inputs
+    out, level = output
+    ctx.mark_non_differentiable(level)
+    ctx.params = (pooled_height, pooled_width, list(spatial_scales))
+    ctx.save_for_backward(rois, out, level, *features)
 
-    @staticmethod
-    def forward(ctx, rois: Tensor, size: Tuple[int, int], scales: Tuple[float, ...],
-                *feats: Tensor) -> Tensor:
-        out, level = _OPS.prroi_pool_max_levels(list(feats), rois, size[0], size[1],
-                                                list(scales))
-        ctx.size, ctx.scales = size, scales
-        ctx.save_for_backward(rois, out, level, *feats)
-        return out
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        rois, out, level, *feats = ctx.saved_tensors
-        (h, w), scales = ctx.size, ctx.scales
-        grad_rois = None
-        if ctx.needs_input_grad[0]:
-            grad_rois = _OPS.prroi_pool_max_levels_coor_backward(
-                grad_out, out, level, feats, rois, h, w, list(scales))
-        grad_feats = []
-        for index, (feat, scale) in enumerate(zip(feats, scales)):
-            grad_feat = None
-            if ctx.needs_input_grad[3 + index]:
-                grad_feat = _OPS.prroi_pool_backward(grad_out * (level == index), rois,
-                                                     feat.shape, h, w, scale)
-            grad_feats.append(grad_feat)
-        return (grad_rois, None, None, *grad_feats)
+def _backward(ctx, grad_out, _grad_level):
+    rois, out, level, *feats = ctx.saved_tensors
+    h, w, scales = ctx.params
+    grad_feats_needed, grad_rois_needed = ctx.needs_input_grad[:2]
+    grad_rois = None
+    if grad_rois_needed:
+        grad_rois = _OPS.prroi_pool_max_levels_coor_backward(
+            grad_out, out, level, feats, rois, h, w, scales)
+    grad_feats = [
+        _OPS.prroi_pool_backward(grad_out * (level == index), rois, feat.shape, h, w,
+                                 scale) if needed else None
+        for index, (feat, scale, needed) in enumerate(
+            zip(feats, scales, grad_feats_needed))
+    ]
+    return grad_feats, grad_rois, None, None, None
+
+
+torch.library.register_autograd('gan_mask_rcnn::prroi_pool_max_levels',
+                                _backward,
+                                setup_context=_setup_context)
 
 
 def prroi_pool_max_levels(feats: Sequence[Tensor],
@@ -98,19 +100,20 @@ def prroi_pool_max_levels(feats: Sequence[Tensor],
             level (e.g. 1/4, 1/8, 1/16, 1/32).
 
     Returns:
-        Tensor: (K, C, out_h, out_w), channels-last on CPU. Differentiable
-        with respect to ``rois`` and every level.
+        Tensor: (K, C, out_h, out_w) of the levels' dtype, channels-last on
+        CPU. Differentiable with respect to ``rois`` and every level. Under
+        ``torch.autocast`` computed in float32, as :func:`prroi_pool`.
     """
     if len(feats) == 0 or len(feats) != len(spatial_scales):
         raise ValueError(f'need one spatial scale per level, got {len(feats)} levels '
                          f'and {len(spatial_scales)} scales')
     if len(feats) > 255:
         raise ValueError(f'at most 255 levels, got {len(feats)}')
-    size = _check_output_size(output_size)
-    scales = tuple(float(s) for s in spatial_scales)
-    for feat, scale in zip(feats, scales):
-        _check_inputs(feat, rois, scale)
+    size = check_output_size(output_size)
+    for feat, scale in zip(feats, spatial_scales):
+        check_inputs(feat, rois, scale)
         if feat.shape[:2] != feats[0].shape[:2]:
             raise ValueError('every level needs the same (N, C), got '
                              f'{tuple(feats[0].shape)} and {tuple(feat.shape)}')
-    return _PrRoIPoolMaxLevels.apply(rois, size, scales, *feats)
+    return _OPS.prroi_pool_max_levels(list(feats), rois, size[0], size[1],
+                                      [float(s) for s in spatial_scales])[0]
