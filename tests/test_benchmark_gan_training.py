@@ -1,11 +1,14 @@
 """tools/benchmark_gan_training.py: the side-by-side protocol and one end-to-end run."""
+import copy
 import os
 import re
 import runpy
 import subprocess
 import sys
 
-from conftest import REPO
+import torch
+
+from conftest import REPO, tiny_cfg
 
 bench = runpy.run_path(f'{REPO}/tools/benchmark_gan_training.py', run_name='bench')
 
@@ -36,8 +39,31 @@ def test_per_batch_ratio_pairs_the_same_batch():
     assert bench['per_batch_ratio']([3.0], [2.0]) == '1.500'
 
 
-def test_end_to_end_prints_the_three_ratios(tmp_path):
-    """One measured iteration of the CPU configs on a generated 128 px set."""
+def test_pair_starts_from_the_same_weights_and_times_an_adversarial_step(shapes_root,
+                                                                        tmp_path):
+    """The GAN model starts from the baseline's weights (only its discriminators are
+    its own) and the step the benchmark times is adversarial at full weight."""
+    from mmengine.logging import MessageHub
+    cfgs = [tiny_cfg(c, shapes_root, str(tmp_path)) for c in bench['DEFAULT_CONFIGS']]
+    models, weights = bench['build_pair'](cfgs, 'cpu')
+    gan_weights = models['gan'][0].state_dict()
+    disc = tuple(models['gan'][0].discriminator_names())
+    assert {k for k in gan_weights if not k.startswith(disc)} == set(weights)
+    assert all(torch.equal(gan_weights[k], v) for k, v in weights.items())
+    batch = bench['load_batches'](cfgs[0], 'train', 1)[0]
+    baseline_out = models['baseline'][0].train_step(copy.deepcopy(batch),
+                                                    models['baseline'][1])
+    gan_out = models['gan'][0].train_step(copy.deepcopy(batch), models['gan'][1])
+    assert not any(k.startswith(('loss_d_', 'loss_g_')) for k in baseline_out)
+    assert {'loss_d_box', 'loss_d_mask', 'loss_g_box', 'loss_g_mask'} <= set(gan_out)
+    assert MessageHub.get_current_instance().get_scalar(
+        'train/adv_weight_scale').current() == 1.0
+
+
+def test_end_to_end_prints_ratios_of_its_medians(tmp_path):
+    """One measured iteration of the CPU configs on a generated 128 px set: each
+    ratio is the GAN median over the baseline median printed beside it, and with one
+    iteration the per-batch ratio is that same ratio."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     out = subprocess.run(
         [sys.executable, f'{REPO}/tools/benchmark_gan_training.py', '--iters', '1',
@@ -45,7 +71,16 @@ def test_end_to_end_prints_the_three_ratios(tmp_path):
         cwd=str(tmp_path), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = re.findall(r'^\| (train time / iter|train peak memory|inference time / image)'
-                      r' .*\| ([0-9.]+) \|$', out.stdout, flags=re.M)
+                      r' \((s|MiB)\) \| ([0-9.]+)[^|]*\| ([0-9.]+)[^|]*\| ([0-9.]+) \|$',
+                      out.stdout, flags=re.M)
     assert [r[0] for r in rows] == ['train time / iter', 'train peak memory',
                                     'inference time / image'], out.stdout
-    assert all(0.3 < float(r[1]) < 5 for r in rows), rows
+    for label, unit, base, gan, ratio in rows:
+        half = 0.0005 if unit == 's' else 0.5  # half the last printed digit
+        base, gan = float(base), float(gan)
+        assert base > half and gan > half, (label, base, gan)
+        assert (gan - half) / (base + half) - 0.0005 <= float(ratio) \
+            <= (gan + half) / (base - half) + 0.0005, (label, base, gan, ratio)
+    per_batch = dict(re.findall(r'^\| (train|inference) time, per-batch ratio \(median, '
+                                r'quartiles\) \| +\| +\| ([0-9.]+) \|$', out.stdout, flags=re.M))
+    assert per_batch == {'train': rows[0][4], 'inference': rows[2][4]}, out.stdout
