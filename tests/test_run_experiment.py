@@ -237,7 +237,7 @@ def test_own_coco_data_end_to_end(tmp_path, monkeypatch, capsys):
     """A user's own data end to end: a folder of images with instance-id PNG masks
     converted by tools/dataset_converters/instance_masks_to_coco.py, both models of
     a seed trained by `mim train` and tested by `mim test` (bbox, segm, Boundary
-    AP) as mmdet's CocoDataset with the user's class; one table naming the kernel
+    AP) as CheckedCocoDataset with the user's class; one table naming the kernel
     environment each run trained in; a re-run trains nothing, records no second
     environment and keeps each run's config; a cut-off run is not resumed with
     another config."""
@@ -263,7 +263,7 @@ def test_own_coco_data_end_to_end(tmp_path, monkeypatch, capsys):
         assert set(saved['runs'][model]['0']) >= {'bbox_mAP', 'segm_mAP', 'boundary_mAP'}
         cfg = Config.fromfile(str(work / f'{model}_seed0' / 'config.py'))
         assert cfg.model.type == {'baseline': 'MaskRCNN', 'gan': 'GANMaskRCNN'}[model]
-        assert cfg.test_dataloader.dataset.type == 'CocoDataset'
+        assert cfg.test_dataloader.dataset.type == 'CheckedCocoDataset'
         assert cfg.test_dataloader.dataset.metainfo.classes == ('cell', )
         assert cfg.model.roi_head.mask_head.num_classes == 1
         assert cfg.train_dataloader.dataset.data_root == str(data) + '/'

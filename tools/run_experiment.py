@@ -17,8 +17,8 @@ config, and each run keeps the kernel environments it trained in,
 Any COCO-format data set instead of a preset: ``--data-root``, ``--train-ann``,
 ``--test-ann`` (relative to the root or absolute), ``--img-prefix`` and
 ``--classes`` (default: every category of the training file); it trains the R18
-CPU pair of the shapes set (or ``--configs BASELINE GAN``) as mmdet's
-``CocoDataset`` with these classes::
+CPU pair of the shapes set (or ``--configs BASELINE GAN``) as ``CheckedCocoDataset``
+(mmdet's ``CocoDataset`` that checks files and classes at start) with these classes::
 
     python tools/run_experiment.py --data-root data/cells --img-prefix images/ \
         --train-ann annotations/train.json --test-ann annotations/val.json \
@@ -257,10 +257,10 @@ def build_config(args, model: str, ds: dict) -> Config:
 
 
 def set_classes(cfg: Config, classes) -> None:
-    """Train and evaluate ``classes`` with mmdet's ``CocoDataset``: dataset type and
+    """Train and evaluate ``classes`` with ``CheckedCocoDataset``: dataset type and
     metainfo of every dataloader, and the class count of the box and mask heads."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].dataset.type = 'CocoDataset'
+        cfg[key].dataset.type = 'CheckedCocoDataset'
         cfg[key].dataset.metainfo = dict(classes=tuple(classes))
     for head in ('bbox_head', 'mask_head'):
         cfg.model.roi_head[head].num_classes = len(classes)
