@@ -17,7 +17,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
+from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn_lab.synthetic_shapes import generate_shapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -8,12 +8,13 @@ import os.path as osp
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+from gan_mask_rcnn.utils import unwrap_model
 
 
 def _unwrapped(runner) -> torch.nn.Module:
-    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return unwrap_model(runner.model)
 
 
 def _params(runner) -> dict:

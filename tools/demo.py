@@ -22,7 +22,7 @@ import time
 
 from mmengine.config import Config
 
-from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
+from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn_lab.mim_runs import dump_run_config, mim_test, mim_train, run_logged
 from gan_mask_rcnn_lab.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
                                                 generate_splits, set_description)
@@ -141,7 +141,7 @@ def main():
         json.dump(results, f, indent=2)
     out_dir = osp.join(args.work_dir, 'comparison')
     # reuses the predictions that `mim test` dumped in each work dir
-    run_logged([sys.executable, osp.join(REPO, 'tools/analysis/compare_models.py'),
+    run_logged([sys.executable, osp.join(REPO, 'tools/analysis_tools/compare_models.py'),
                 '--work-dirs', osp.join(args.work_dir, 'baseline'),
                 osp.join(args.work_dir, 'gan'), '--names', 'Mask R-CNN', 'GAN Mask R-CNN',
                 '--out-dir', out_dir], osp.join(args.work_dir, 'compare.log'))

@@ -44,7 +44,7 @@ import numpy as np
 from filelock import FileLock
 from mmengine.config import Config, DictAction
 
-from gan_mask_rcnn.config_utils import rescale_schedule, set_data_root, set_image_scale
+from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_data_root, set_image_scale
 from gan_mask_rcnn_lab.experiment_tables import PAIRED_NOTE, paired_table, summarize
 from gan_mask_rcnn_lab.mim_runs import (dump_run_config, final_checkpoint, mim_test, mim_train,
                                         train_wall_seconds)

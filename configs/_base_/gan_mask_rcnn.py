@@ -41,7 +41,7 @@ gan_roi_head = dict(
                             level_mode='max'),
     # None: every positive RoI reaches the discriminators (thesis). An int K feeds a
     # random K per image instead, which bounds the discriminators' cost (measured with
-    # tools/benchmark_gan_training.py; figures in projects/gan_mask_rcnn/results/).
+    # tools/analysis_tools/benchmark_gan_training.py; figures in projects/gan_mask_rcnn/results/).
     max_disc_rois_per_img=None)
 
 # Replaces the baseline's optim_wrapper; a GAN config adds generator=dict(optimizer=

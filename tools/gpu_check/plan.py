@@ -145,9 +145,9 @@ def build_plan(device: str, python: str, carry: str, work: str, arch: str,
         # the training data and configs are written meanwhile (CPU work)
         Step('cuda-tests', cap=150, log='tests.log', kind='pytest', with_next=True, cmd=(
             f'{py} -m pytest -q -m cuda -p no:cacheprovider --continue-on-collection-errors '
-            "$(grep -l 'mark.cuda' tests/test_*.py)")),
+            "$(grep -rl 'mark.cuda' --include='test_*.py' tests)")),
     ]
     data, *trainings = training_steps(device, python, work, iters)
-    bench = Step('benchmark', f'{py} tools/benchmark_prroi_pool.py --device cuda', cap=120,
+    bench = Step('benchmark', f'{py} tools/analysis_tools/benchmark_prroi_pool.py --device cuda', cap=120,
                  log='bench.log', kind='bench', skip='' if cuda else 'needs CUDA')
     return steps + [data, bench] + trainings

@@ -165,7 +165,7 @@ def write_report(results: List[StepResult], header: Dict, out: str) -> str:
     text = f'GPU check, {facts}\n\n' + markdown_table(rows)
     bench = by_name.get('benchmark')
     if bench is not None and bench.data.get('table'):
-        text += '\n\nbenchmark (tools/benchmark_prroi_pool.py --device cuda):\n\n' + \
+        text += '\n\nbenchmark (tools/analysis_tools/benchmark_prroi_pool.py --device cuda):\n\n' + \
             bench.data['table']
     with open(osp.join(out, 'gpu_check.md'), 'w') as f:
         f.write(text + '\n')

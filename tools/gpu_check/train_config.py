@@ -17,7 +17,7 @@ import os.path as osp
 from mmengine.config import Config
 from plan import config_name
 
-from gan_mask_rcnn.config_utils import set_data_root
+from gan_mask_rcnn_lab.config_utils import set_data_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {m: osp.join(REPO, 'configs', 'gan_mask_rcnn', f'{prefix}_r18_fpn_shapes-cpu.py')

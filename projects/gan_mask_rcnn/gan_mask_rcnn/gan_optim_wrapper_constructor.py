@@ -22,10 +22,11 @@ wins, except that a side may not name a different wrapper ``type``.
 """
 from typing import List, Optional
 
-from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
+
+from .utils import unwrap_model
 
 SIDES = ('generator', 'discriminator')
 HINT = ("optim_wrapper=dict(constructor='GANOptimWrapperConstructor', "
@@ -116,8 +117,7 @@ class GANOptimWrapperConstructor:
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
         """Build the two optim wrappers for ``model`` (or a wrapped model)."""
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap_model(model)
         if not hasattr(model, 'discriminator_names'):
             raise TypeError('GANOptimWrapperConstructor needs a model with discriminator_names() '
                             f'(e.g. GANMaskRCNN), got {type(model).__name__}')

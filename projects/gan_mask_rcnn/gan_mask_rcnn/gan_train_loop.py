@@ -14,10 +14,10 @@ import warnings
 from typing import Sequence
 
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import LOOPS
 
 from .reseed_train_loop import ReseedIterBasedTrainLoop
+from .utils import unwrap_model
 
 LOOP_KEYS = ('max_iters', 'val_begin', 'val_interval', 'dynamic_intervals',
              'reseed_every_iter')
@@ -63,7 +63,7 @@ class GANIterBasedTrainLoop(ReseedIterBasedTrainLoop):
         if unknown:
             raise TypeError(f'GANIterBasedTrainLoop got unknown train_cfg key(s) {unknown}; '
                             f'allowed keys: {list(LOOP_KEYS)}')
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if not hasattr(model, 'gan_schedule'):
             raise TypeError('GANIterBasedTrainLoop needs a model with gan_schedule() '
                             f"(e.g. type='GANMaskRCNN'), got {type(model).__name__}")

@@ -12,10 +12,11 @@ before anything is restored, and says to start from its weights with
 from typing import List, Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import HOOKS
 from mmengine.runner import find_latest_checkpoint
+
+from .utils import unwrap_model
 
 #: What a resume restores besides the weights.
 TRAINING_STATE = ('meta', 'message_hub', 'optimizer')
@@ -61,7 +62,7 @@ class ResumeCheckHook(Hook):
                 f'cannot resume from {path}: it holds weights only (no {missing}), as a '
                 'published or model-zoo checkpoint does, and --resume continues a '
                 f'training run. {fix}.')
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
         ours, saved = _optimizer_names(wrapper), _optimizer_names(checkpoint['optimizer'])
         if ours != saved:

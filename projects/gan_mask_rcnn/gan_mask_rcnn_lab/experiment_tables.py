@@ -1,7 +1,7 @@
 """Seed statistics of a baseline vs GAN experiment and their Markdown rows.
 
 Shared by ``tools/run_experiment.py`` and the tools that re-tabulate its runs
-(``tools/analysis/{rerun_spread,pool_seeds,learning_curve}.py``): per model the
+(``tools/analysis_tools/{rerun_spread,pool_seeds,learning_curve}.py``): per model the
 mean and sample standard deviation over seeds, the paired GAN - baseline
 difference per seed, its mean and sd, the 95% t interval of that mean and the
 paired t-test.

@@ -122,7 +122,7 @@ def mim_test(cfg_file: str, checkpoint: str, work_dir: str, log_file: str) -> Di
     """
     metrics = latest_metrics(work_dir)
     if metrics is None:
-        # the predictions are kept for tools/analysis/compare_models.py --work-dirs
+        # the predictions are kept for tools/analysis_tools/compare_models.py --work-dirs
         run_mim(['test', 'mmdet', cfg_file, '--checkpoint', checkpoint,
                  '--work-dir', work_dir, '--out', osp.join(work_dir, 'predictions.pkl')],
                 log_file)

@@ -1,6 +1,6 @@
 """Evaluate several detectors on the same test set and tabulate the differences.
 
-Used by ``tools/analysis/compare_models.py`` to print the thesis' tables (Tables
+Used by ``tools/analysis_tools/compare_models.py`` to print the thesis' tables (Tables
 4.1-4.7: AP, AP50, AP75, APs, APm, APl of boxes and masks, here with Boundary AP
 beside them), per-class AP and the difference of every model to the first one.
 Every model is run on the first model's test set (``Runner.test`` with

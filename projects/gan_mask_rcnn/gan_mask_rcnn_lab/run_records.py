@@ -2,7 +2,7 @@
 
 A run ``<work_dir>/<model>_seed<seed>`` is finished when its test metrics and its
 ``wall_seconds.txt`` exist. The tools that re-tabulate runs of several work dirs
-(``tools/analysis/{rerun_spread,pool_seeds}.py``, ``--baseline-from``) compare their
+(``tools/analysis_tools/{rerun_spread,pool_seeds}.py``, ``--baseline-from``) compare their
 run configs with ``comparable_config`` / ``config_difference`` before pooling them.
 
 The float kernels a CPU training ran in round its sums their own way, and a short

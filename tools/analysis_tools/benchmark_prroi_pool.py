@@ -15,8 +15,8 @@ mmcv's PrRoIPool runs on CUDA only; on a CPU those columns read ``n/a``.
 
 Example::
 
-    python tools/benchmark_prroi_pool.py --device cuda   # 512 and 4096 RoIs
-    python tools/benchmark_prroi_pool.py --rois 512 --threads 1 2
+    python tools/analysis_tools/analysis_tools/benchmark_prroi_pool.py --device cuda   # 512 and 4096 RoIs
+    python tools/analysis_tools/analysis_tools/benchmark_prroi_pool.py --rois 512 --threads 1 2
 """
 import argparse
 import statistics

@@ -27,9 +27,9 @@ also the per-batch ratios (GAN / baseline on the same batch, stepped one after t
 other): their median and quartiles, which cancel the batch-to-batch spread that the
 ratio of two medians keeps (each median may fall on another batch). Example::
 
-    python tools/benchmark_gan_training.py --iters 20
-    python tools/benchmark_gan_training.py --gan-options model.roi_head.max_disc_rois_per_img=8
-    python tools/benchmark_gan_training.py \
+    python tools/analysis_tools/analysis_tools/benchmark_gan_training.py --iters 20
+    python tools/analysis_tools/analysis_tools/benchmark_gan_training.py --gan-options model.roi_head.max_disc_rois_per_img=8
+    python tools/analysis_tools/analysis_tools/benchmark_gan_training.py \
         --configs configs/gan_mask_rcnn/mask-rcnn_r50_fpn_2k_glas.py \
                   configs/gan_mask_rcnn/gan-mask-rcnn_r50_fpn_2k_glas.py --device cuda
 """
@@ -53,11 +53,11 @@ from mmengine.runner import Runner
 from mmdet.registry import MODELS
 
 import gan_mask_rcnn  # noqa: F401  (registers the GAN modules)
-from gan_mask_rcnn.config_utils import set_data_root
+from gan_mask_rcnn_lab.config_utils import set_data_root
 from gan_mask_rcnn_lab.synthetic_shapes import generate_shapes
 
 MALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536', 'MALLOC_TRIM_THRESHOLD_': '0'}
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIGS = [osp.join(REPO, 'configs', 'gan_mask_rcnn', name) for name in (
     'mask-rcnn_r18_fpn_shapes-cpu.py', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')]
 
@@ -268,7 +268,7 @@ def markdown(rows: List[List[str]]) -> str:
 
 def add_pair_args(parser: argparse.ArgumentParser, iters: int, warmup: int) -> None:
     """The options that choose and run the two models (also used by
-    ``tools/analysis/profile_gan_overhead.py``)."""
+    ``tools/analysis_tools/profile_gan_overhead.py``)."""
     parser.add_argument('--configs', nargs=2, default=DEFAULT_CONFIGS,
                         metavar=('BASELINE', 'GAN'), help='baseline and GAN configs')
     parser.add_argument('--iters', type=int, default=iters, help='measured iterations')

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from gan_mask_rcnn.ops import PrRoIPool, prroi_pool
-from gan_mask_rcnn.ops.prroi_pool_reference import prroi_pool_reference
+from prroi_pool_reference import prroi_pool_reference
 
 DEVICES = [
     'cpu',
@@ -28,7 +28,7 @@ DEVICES = [
                  ]),
 ]
 STEP = 0.01  # reference sample spacing, feature-map pixels
-CSRC = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects',
+CSRC = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'projects',
                 'gan_mask_rcnn', 'gan_mask_rcnn', 'ops', 'csrc')
 
 # (rois [b, x1, y1, x2, y2] in image pixels, output size, spatial scale) on a
@@ -397,7 +397,7 @@ def test_shared_header_cuda_path_math_on_host(tmp_path):
     Bin averages and edge averages (means of the surface along each bin edge)
     against midpoint integration of the bilinear surface.
     """
-    from gan_mask_rcnn.ops.prroi_pool_reference import bilinear_surface
+    from prroi_pool_reference import bilinear_surface
     src, exe = tmp_path / 'harness.cpp', tmp_path / 'harness'
     src.write_text(HOST_HARNESS)
     subprocess.run([

@@ -24,7 +24,7 @@ from torch import nn
 
 from gan_mask_rcnn import GradAllReduceDataParallel
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GAN_CPU = osp.join(REPO, 'configs', 'gan_mask_rcnn', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
 LR, WD, MAX_NORM = 0.1, 0.1, 0.01
 
@@ -104,7 +104,7 @@ def test_torchrun_two_cpu_ranks_identical(shapes_root, tiny_cfg_factory, tmp_pat
     cmd = [torchrun, '--standalone', '--nproc_per_node', '2',
            osp.join(REPO, 'tools', 'train.py'), cfg_file, '--launcher', 'pytorch']
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [osp.dirname(osp.abspath(__file__)), os.environ.get('PYTHONPATH', '')]))
+        [osp.dirname(osp.dirname(osp.abspath(__file__))), os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

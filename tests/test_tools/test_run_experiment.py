@@ -91,7 +91,7 @@ def test_held_out_split_files_reach_dataset_and_evaluator(shapes_root, tmp_path,
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import DATASETS, METRICS
-    from gan_mask_rcnn.config_utils import set_data_root
+    from gan_mask_rcnn_lab.config_utils import set_data_root
     monkeypatch.chdir(tmp_path)
     train, val = exp['carve_val'](shapes_root, 'annotations/train.json', 0.25,
                                   str(tmp_path))
@@ -137,7 +137,7 @@ def test_markdown_names_what_was_run(shapes_root, tmp_path):
                        '(gan_seed0).\n')
     saved = json.loads((tmp_path / 'results.json').read_text())
     assert saved['environments'] == {'baseline_seed0': [env], 'gan_seed0': None}
-    pool = runpy.run_path(f'{REPO}/tools/analysis/pool_seeds.py', run_name='pool_seeds')
+    pool = runpy.run_path(f'{REPO}/tools/analysis_tools/pool_seeds.py', run_name='pool_seeds')
     assert pool['saved_pairs'](saved) == {
         0: {'baseline': {'segm_mAP': 0.10}, 'gan': {'segm_mAP': 0.12}}}
 

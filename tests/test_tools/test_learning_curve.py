@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 
-TOOL = f'{REPO}/tools/analysis/learning_curve.py'
+TOOL = f'{REPO}/tools/analysis_tools/learning_curve.py'
 curve = runpy.run_path(TOOL, run_name='learning_curve')
 
 

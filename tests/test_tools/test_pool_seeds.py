@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO, fake_run
 
-pool = runpy.run_path(f'{REPO}/tools/analysis/pool_seeds.py', run_name='pool_seeds')
+pool = runpy.run_path(f'{REPO}/tools/analysis_tools/pool_seeds.py', run_name='pool_seeds')
 
 
 def fake_pair(work, seed, base, gan, lr=0.02):
@@ -67,7 +67,7 @@ def test_command_line_writes_pooled_table(tmp_path):
     fake_pair(tmp_path / 'a', 0, 0.20, 0.22)
     fake_pair(tmp_path / 'b', 1, 0.30, 0.29)
     out = tmp_path / 'out'
-    subprocess.run([sys.executable, f'{REPO}/tools/analysis/pool_seeds.py',
+    subprocess.run([sys.executable, f'{REPO}/tools/analysis_tools/pool_seeds.py',
                     str(tmp_path / 'a'), str(tmp_path / 'b'), '--out', str(out)],
                    check=True, capture_output=True)
     assert '| segm_mAP | 25.0 ± 7.1 | 25.5 ± 4.9 | +0.5 ± 2.1 | +2.0, -1.0 |' in (

@@ -1,4 +1,4 @@
-"""Tests of the model comparison (tools/analysis/compare_models.py) on tiny models.
+"""Tests of the model comparison (tools/analysis_tools/compare_models.py) on tiny models.
 
 Two tiny trained models (the session's baseline checkpoint and a GAN Mask R-CNN
 trained here) are compared through the CLI: tables, grid and loss curves. The AP
@@ -24,7 +24,7 @@ from gan_mask_rcnn_lab.model_comparison import (ModelRun, compare, reference_dat
                                                 run_from_work_dir, write_report)
 
 GAN_CPU = osp.join(CONFIGS, 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
-CLI = osp.join(REPO, 'tools', 'analysis', 'compare_models.py')
+CLI = osp.join(REPO, 'tools', 'analysis_tools', 'compare_models.py')
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,7 @@ import pytest
 from mmengine.config import Config
 
 from conftest import CONFIGS
-from gan_mask_rcnn.config_utils import rescale_schedule, set_image_scale
+from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_image_scale
 
 
 def test_rescale_keeps_fractions_and_gan_keys():

@@ -20,7 +20,7 @@ from mmdet.apis import inference_detector, init_detector
 from mmdet.registry import MODELS
 from tools.model_converters.strip_discriminators import publish, strip_checkpoint
 
-CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'gan_mask_rcnn')
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs', 'gan_mask_rcnn')
 GAN_CPU = osp.join(CONFIGS, 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
 BASELINE_CPU = osp.join(CONFIGS, 'mask-rcnn_r18_fpn_shapes-cpu.py')
 

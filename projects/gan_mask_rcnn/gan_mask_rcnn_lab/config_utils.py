@@ -20,8 +20,8 @@ def rescale_schedule(cfg: Config, max_iters: int, checkpoint_interval: int = Non
 
     Milestones keep their fraction of the original ``train_cfg.max_iters``;
     warm-ups (schedulers ending before the first milestone) keep their length
-    unless it exceeds a quarter of the new schedule. GAN loop iteration keys
-    (``adv_start_iter``, ``adv_weight_ramp_iters``) scale the same way.
+    unless it exceeds a quarter of the new schedule. The GAN schedule needs no
+    change: ``GANMaskRCNN`` sets it in fractions of ``max_iters``.
 
     Args:
         cfg (Config): An iteration-based config (modified in place).
@@ -42,9 +42,6 @@ def rescale_schedule(cfg: Config, max_iters: int, checkpoint_interval: int = Non
             sched['end'] = max_iters
         else:
             sched['end'] = max(1, min(sched['end'], max_iters // 4))
-    for key in ('adv_start_iter', 'adv_weight_ramp_iters'):
-        if key in cfg.train_cfg:
-            cfg.train_cfg[key] = round(cfg.train_cfg[key] * ratio)
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = max_iters
     cfg.default_hooks.checkpoint.interval = checkpoint_interval or max_iters

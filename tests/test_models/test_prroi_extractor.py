@@ -14,7 +14,7 @@ from gan_mask_rcnn.ops import PrRoIPool
 from gan_mask_rcnn.prroi_extractor import PrRoIExtractor
 
 STRIDES = [4, 8, 16, 32]
-BASELINE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+BASELINE = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
                     'gan_mask_rcnn', 'mask-rcnn_r18_fpn_shapes-cpu.py')
 
 

@@ -18,7 +18,7 @@ from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GAN_CPU = osp.join(REPO, 'configs', 'gan_mask_rcnn', 'gan-mask-rcnn_r18_fpn_shapes-cpu.py')
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')

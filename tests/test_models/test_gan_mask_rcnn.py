@@ -23,7 +23,7 @@ from mmengine.runner import Runner
 import gan_mask_rcnn.gan_mask_rcnn as gan_module
 from mmdet.registry import MODELS
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
@@ -268,7 +268,7 @@ def test_nan_on_one_of_two_ranks_skips_the_iteration_on_both(shapes_root, tiny_c
            '--nproc_per_node', '2', osp.join(REPO, 'tools', 'train.py'), cfg_file,
            '--launcher', 'pytorch']
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [osp.dirname(osp.abspath(__file__)), os.environ.get('PYTHONPATH', '')]))
+        [osp.dirname(osp.dirname(osp.abspath(__file__))), os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -1,4 +1,4 @@
-"""tools/analysis/profile_gan_overhead.py: the difference table and one profiled run."""
+"""tools/analysis_tools/profile_gan_overhead.py: the difference table and one profiled run."""
 import os
 import re
 import runpy
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 
-TOOL = f'{REPO}/tools/analysis/profile_gan_overhead.py'
+TOOL = f'{REPO}/tools/analysis_tools/profile_gan_overhead.py'
 tool = runpy.run_path(TOOL, run_name='profile_gan_overhead')
 
 

@@ -9,12 +9,12 @@ model's test set.
 
 Examples::
 
-    python tools/analysis/compare_models.py \
+    python tools/analysis_tools/compare_models.py \
         --configs baseline.py gan.py --checkpoints base/iter_2000.pth gan/iter_2000.pth \
         --names "Mask R-CNN" "GAN Mask R-CNN" --out-dir outputs/compare
     # training work dirs (config, last_checkpoint, logs; a *.pkl from
     # `mim test ... --out` is reused instead of running the model)
-    python tools/analysis/compare_models.py --work-dirs work_dirs/base work_dirs/gan
+    python tools/analysis_tools/compare_models.py --work-dirs work_dirs/base work_dirs/gan
 """
 import argparse
 import os.path as osp

@@ -19,7 +19,7 @@ deviation, its mean absolute size and the paired t-test:
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
         python tools/run_experiment.py --dataset glas --seeds 0 1 --iters 400 \
         --image-scale 288 192 --models baseline --work-dir work_dirs/rerun_avx2
-    python tools/analysis/rerun_spread.py work_dirs/rerun_avx512 work_dirs/rerun_avx2 \
+    python tools/analysis_tools/rerun_spread.py work_dirs/rerun_avx512 work_dirs/rerun_avx2 \
         --seeds 0 1 --names AVX-512 AVX2
 """
 import argparse

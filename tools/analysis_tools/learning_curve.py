@@ -14,7 +14,7 @@ iteration K on (e.g. every checkpoint after the learning-rate drop), then, over
 the seeds, each model's mean and the paired difference with its paired t-test,
 a steadier reading than the last checkpoint alone. Example::
 
-    python tools/analysis/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0 1 \
+    python tools/analysis_tools/learning_curve.py work_dirs/exp_glas_1000_paired --seeds 0 1 \
         --iters 200 400 600 800 900 1000 --average-from 800
 """
 import argparse

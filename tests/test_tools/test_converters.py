@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 from gan_mask_rcnn_lab.glas_to_coco import convert_glas
 from gan_mask_rcnn_lab.instance_masks_to_coco import convert_instance_masks, split_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 H, W = 48, 64
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, fake_run
 
-TOOL = f'{REPO}/tools/analysis/rerun_spread.py'
+TOOL = f'{REPO}/tools/analysis_tools/rerun_spread.py'
 spread = runpy.run_path(TOOL, run_name='rerun_spread')
 
 

@@ -1,7 +1,7 @@
 """Where GAN Mask R-CNN's extra training time goes: both models profiled side by side.
 
 Runs training steps of the baseline and the GAN model with the protocol of
-``tools/benchmark_gan_training.py`` (the GAN model starts from the baseline's
+``tools/analysis_tools/analysis_tools/benchmark_gan_training.py`` (the GAN model starts from the baseline's
 weights; every step starts from the first weights with the same seed for both;
 the models alternate batch by batch) under ``torch.profiler`` and prints, per
 iteration, each operator's self time in both models and the difference, largest
@@ -13,8 +13,8 @@ and the time is also split into the operators the baseline runs too (the
 detector's, same shapes) and the GAN's own.
 Self time is CPU time on CPU and kernel time on CUDA. Example::
 
-    python tools/analysis/profile_gan_overhead.py --iters 3
-    python tools/analysis/profile_gan_overhead.py --iters 3 --by-shape --top 25
+    python tools/analysis_tools/profile_gan_overhead.py --iters 3
+    python tools/analysis_tools/profile_gan_overhead.py --iters 3 --by-shape --top 25
 """
 import argparse
 import os.path as osp
@@ -25,7 +25,7 @@ from typing import Dict, List
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # its sibling, also under runpy
 from benchmark_gan_training import (add_pair_args, build_pair,  # noqa: E402
                                     interleaved_times, load_batches, load_configs,
                                     restarts)

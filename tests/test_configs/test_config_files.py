@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 from gan_mask_rcnn.datasets import DataCheckMixin
 from mmdet.registry import DATASETS, MODELS
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
 MODEL_CONFIGS = sorted(glob.glob(osp.join(CFG_DIR, '*.py')))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')

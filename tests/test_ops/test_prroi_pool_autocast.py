@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gan_mask_rcnn.ops import prroi_pool, prroi_pool_max_levels
-from gan_mask_rcnn.ops.prroi_pool_reference import prroi_pool_reference
+from prroi_pool_reference import prroi_pool_reference
 
 SCALES = (1 / 16, 1 / 32)
 STEP = 0.02  # reference sample spacing, feature-map pixels

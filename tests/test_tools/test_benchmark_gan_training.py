@@ -1,4 +1,4 @@
-"""tools/benchmark_gan_training.py: the side-by-side protocol and one end-to-end run."""
+"""tools/analysis_tools/benchmark_gan_training.py: the side-by-side protocol and one end-to-end run."""
 import copy
 import os
 import re
@@ -10,7 +10,7 @@ import torch
 
 from conftest import REPO, tiny_cfg
 
-bench = runpy.run_path(f'{REPO}/tools/benchmark_gan_training.py', run_name='bench')
+bench = runpy.run_path(f'{REPO}/tools/analysis_tools/benchmark_gan_training.py', run_name='bench')
 
 
 def test_steps_alternate_and_each_is_prepared_untimed():
@@ -66,7 +66,7 @@ def test_end_to_end_prints_ratios_of_its_medians(tmp_path):
     iteration the per-batch ratio is that same ratio."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     out = subprocess.run(
-        [sys.executable, f'{REPO}/tools/benchmark_gan_training.py', '--iters', '1',
+        [sys.executable, f'{REPO}/tools/analysis_tools/benchmark_gan_training.py', '--iters', '1',
          '--warmup', '0', '--size', '128'], capture_output=True, text=True, env=env,
         cwd=str(tmp_path), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

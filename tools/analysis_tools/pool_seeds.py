@@ -10,7 +10,7 @@ GAN - baseline, its mean ± sd, 95% t interval and paired t-test, to ``pooled.{j
 ``--out``, and ``pooled.png``: per metric the per-seed differences, their mean and
 its 95% interval (with ``--target``, a line at the effect to detect). Example::
 
-    python tools/analysis/pool_seeds.py work_dirs/exp_glas_400_paired \
+    python tools/analysis_tools/pool_seeds.py work_dirs/exp_glas_400_paired \
         work_dirs/exp_glas_400_paired_more --out work_dirs/glas_400_pooled
 
 An input may also be the ``results.json`` a work dir's table was written to (e.g. one
