@@ -5,7 +5,9 @@ draws other RPN/RoI samples and augmentations than the uninterrupted run from it
 resume point on: both are valid trainings, but not the same one. With
 ``reseed_every_iter`` the loop reseeds Python, NumPy and torch from (seed,
 iteration) before fetching each batch, so "N iterations" and "N/2, stop, resume,
-N/2" are equal tensor for tensor (``num_workers=0``). ``GANIterBasedTrainLoop``
+N/2" are equal tensor for tensor on a CPU (``num_workers=0``; shown there by the
+tests). On CUDA, atomic adds (RoI pooling backward, among others) sum in an order
+that varies from run to run, so the two agree to rounding only. ``GANIterBasedTrainLoop``
 builds on it; this class serves plain models, e.g. the baseline of a paired
 experiment whose GAN side reseeds.
 """
