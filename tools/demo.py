@@ -23,6 +23,7 @@ import time
 from mmengine.config import Config
 
 from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_data_root, set_image_scale
+from gan_mask_rcnn_lab.markdown import markdown_table
 from gan_mask_rcnn_lab.mim_runs import dump_run_config, mim_test, mim_train, run_logged
 from gan_mask_rcnn_lab.synthetic_shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE,
                                                 generate_splits, set_description)
@@ -152,13 +153,13 @@ def main():
 def print_table(results, iters):
     """Print the metrics of both models side by side, and what they can show."""
     names = list(results)
-    header = f'{"metric":<18}' + ''.join(f'{n:>10}' for n in names) + f'{"GAN-base":>10}'
-    print('\n' + header + '\n' + '-' * len(header))
+    rows = []
     for _, key in KEYS:
         if not all(results[n] and key in results[n] for n in names):
             continue
         vals = [100 * results[n][key] for n in names]
-        print(f'{key:<18}' + ''.join(f'{v:>10.1f}' for v in vals) + f'{vals[-1] - vals[0]:>+10.1f}')
+        rows.append([key] + [f'{v:.1f}' for v in vals] + [f'{vals[-1] - vals[0]:+.1f}'])
+    print('\n' + markdown_table(['metric'] + names + ['GAN - baseline'], rows))
     print(f'{iters} iterations from scratch show that the pipeline runs, not the merit of '
           'the method (README, Results).\n')
 

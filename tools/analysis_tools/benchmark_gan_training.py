@@ -54,6 +54,7 @@ from mmdet.registry import MODELS
 
 import gan_mask_rcnn  # noqa: F401  (registers the GAN modules)
 from gan_mask_rcnn_lab.config_utils import set_data_root
+from gan_mask_rcnn_lab.markdown import markdown_table
 from gan_mask_rcnn_lab.synthetic_shapes import generate_shapes
 
 MALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536', 'MALLOC_TRIM_THRESHOLD_': '0'}
@@ -261,9 +262,7 @@ def per_batch_ratio(gan: List[float], baseline: List[float]) -> str:
 
 
 def markdown(rows: List[List[str]]) -> str:
-    head = ['metric', 'Mask R-CNN', 'GAN Mask R-CNN', 'GAN / baseline']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
+    return markdown_table(['metric', 'Mask R-CNN', 'GAN Mask R-CNN', 'GAN / baseline'], rows)
 
 
 def add_pair_args(parser: argparse.ArgumentParser, iters: int, warmup: int) -> None:

@@ -25,6 +25,7 @@ import time
 import torch
 
 from gan_mask_rcnn.ops import prroi_pool
+from gan_mask_rcnn_lab.markdown import markdown_table
 
 
 def parse_args():
@@ -140,11 +141,9 @@ def run(args, device):
 
 def print_table(rows, align_name, title):
     print(f'\n{title}\n')
-    print('| RoIs | out | feature grad only: this / mmcv PrRoIPool | with RoI grad: '
-          f'this / mmcv PrRoIPool | this / {align_name} (feature grad) |')
-    print('|---|---|---|---|---|')
-    for num_rois, out, feat, roi, align in rows:
-        print(f'| {num_rois} | {out} | {feat} | {roi} | {align} |')
+    print(markdown_table(['RoIs', 'out', 'feature grad only: this / mmcv PrRoIPool',
+                          'with RoI grad: this / mmcv PrRoIPool',
+                          f'this / {align_name} (feature grad)'], rows))
 
 
 def main():

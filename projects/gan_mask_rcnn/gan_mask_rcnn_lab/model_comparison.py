@@ -20,6 +20,7 @@ from mmengine.fileio import load
 from mmengine.runner import CheckpointLoader, Runner
 
 from gan_mask_rcnn.coco_boundary_metric import IOU_TYPES, CocoBoundaryMetric
+from .markdown import markdown_table
 
 ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 HEADERS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
@@ -175,14 +176,14 @@ def _table(title: str, rows: List[str], columns: Dict[str, List[float]]) -> str:
     difference column per model after the first (in AP points, x100)."""
     names = list(columns)
     head = [title] + names + [f'{n} - {names[0]}' for n in names[1:]]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    lines = []
     for i, row in enumerate(rows):
         vals = [columns[n][i] for n in names]
         cells = [_pct(v) for v in vals]
         cells += [_pct(v - vals[0], signed=True) if min(v, vals[0]) >= 0 else 'n/a'
                   for v in vals[1:]]
-        lines.append('| ' + ' | '.join([row] + cells) + ' |')
-    return '\n'.join(lines)
+        lines.append([row] + cells)
+    return markdown_table(head, lines)
 
 
 def _pct(value: float, signed: bool = False) -> str:
