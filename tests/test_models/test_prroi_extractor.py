@@ -105,6 +105,30 @@ def test_gradients_reach_rois_and_features(level_mode):
     assert sum(f.grad.abs().sum() for f in feats) > 0
 
 
+@pytest.mark.parametrize('level_mode', ['mapped', 'max'])
+def test_rois_stay_float32_under_autocast(level_mode):
+    """mmdet's extractors cast RoIs to the features' dtype; under bfloat16 autocast
+    that moves corners between 1024 and 2048 px by up to 4 px. Here the output
+    must equal float64 pooling of the same bfloat16 features at the exact RoIs
+    (to bfloat16 output rounding), far closer than pooling at the rounded RoIs."""
+    extractor = PrRoIExtractor(out_channels=3, featmap_strides=STRIDES,
+                               roi_layer=dict(output_size=7), level_mode=level_mode,
+                               finest_scale=512)
+    feats = tuple(f.bfloat16() for f in _pyramid(size=2048))
+    rois = torch.tensor([[0, 1027.0, 1101.0, 1389.0, 1355.0],
+                         [1, 1283.0, 1620.0, 1501.0, 1990.0]])
+    assert (rois.bfloat16().float() != rois).any()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = extractor(feats, rois)
+    assert out.dtype == torch.bfloat16
+    feats64 = tuple(f.double() for f in feats)
+    exact = extractor(feats64, rois.double())
+    rounded = extractor(feats64, rois.bfloat16().double())
+    err = (out.double() - exact).abs().max().item()
+    assert err <= 2 ** -8 * exact.abs().max().item()
+    assert (rounded - exact).abs().max().item() > 5 * err
+
+
 def test_bad_level_mode_raises():
     with pytest.raises(ValueError, match="level_mode must be one of .*'sum'"):
         PrRoIExtractor(3, STRIDES, level_mode='sum')
