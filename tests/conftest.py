@@ -12,6 +12,7 @@
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -90,6 +91,20 @@ def train_with_resume(make_cfg, max_iters):
     second = make_cfg()
     second.resume = True
     Runner.from_cfg(second).train()
+
+
+def torchrun_train(cfg_file, nproc=2):
+    """``torchrun --nproc_per_node nproc tools/train.py cfg_file --launcher pytorch``
+    from the repository, with tests/ importable (the configs' custom hooks live
+    there); fails the test with the ranks' output if training fails."""
+    torchrun = osp.join(osp.dirname(sys.executable), 'torchrun')
+    cmd = [torchrun, '--standalone', '--nproc_per_node', str(nproc),
+           osp.join(REPO, 'tools', 'train.py'), cfg_file, '--launcher', 'pytorch']
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [osp.dirname(osp.abspath(__file__)), os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
 @pytest.fixture(scope='session')

@@ -10,15 +10,13 @@
    weights (tests/dist_weights_hook.py): both ranks end with identical generator
    and discriminator weights, which did change during training.
 """
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
+from conftest import torchrun_train
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import nn
 
@@ -100,14 +98,7 @@ def test_torchrun_two_cpu_ranks_identical(shapes_root, tiny_cfg_factory, tmp_pat
     cfg_file = str(tmp_path / 'tiny_gan_dist.py')
     cfg.dump(cfg_file)
 
-    torchrun = osp.join(osp.dirname(sys.executable), 'torchrun')
-    cmd = [torchrun, '--standalone', '--nproc_per_node', '2',
-           osp.join(REPO, 'tools', 'train.py'), cfg_file, '--launcher', 'pytorch']
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [osp.dirname(osp.dirname(osp.abspath(__file__))), os.environ.get('PYTHONPATH', '')]))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    torchrun_train(cfg_file)
 
     ranks = [torch.load(osp.join(work_dir, f'rank{r}.pth')) for r in range(2)]
     assert [r['wrapper'] for r in ranks] == ['GradAllReduceDataParallel'] * 2

@@ -6,13 +6,11 @@ stop at build; a NaN on one of two ranks is skipped on both (torchrun).
 References: mmdet's plain Mask R-CNN train_step, hand-typed schedules, the
 parameters before the step."""
 import copy
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import torchrun_train
 from gan_testing import (GAN_CFG, N, build, gan_tiny_cfg, params, plain_model_cfg,
                          set_iter)
 from mmengine.logging import MessageHub
@@ -22,8 +20,6 @@ from mmengine.runner import Runner
 
 import gan_mask_rcnn.gan_mask_rcnn as gan_module
 from mmdet.registry import MODELS
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
@@ -264,14 +260,7 @@ def test_nan_on_one_of_two_ranks_skips_the_iteration_on_both(shapes_root, tiny_c
     cfg.custom_hooks = [dict(type='NaNOnRankOneHook')]
     cfg_file = str(tmp_path / 'nan_rank1.py')
     cfg.dump(cfg_file)
-    cmd = [osp.join(osp.dirname(sys.executable), 'torchrun'), '--standalone',
-           '--nproc_per_node', '2', osp.join(REPO, 'tools', 'train.py'), cfg_file,
-           '--launcher', 'pytorch']
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [osp.dirname(osp.dirname(osp.abspath(__file__))), os.environ.get('PYTHONPATH', '')]))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    torchrun_train(cfg_file)
     ranks = [torch.load(osp.join(work_dir, f'rank{r}.pth')) for r in range(2)]
     assert [r['skipped'] for r in ranks] == [1, 1]
     for r in ranks:

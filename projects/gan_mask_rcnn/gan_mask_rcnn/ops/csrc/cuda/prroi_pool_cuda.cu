@@ -94,7 +94,6 @@ __global__ void coor_backward_kernel(int slices, int per_roi,
   const int state = prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * scale,
                                    static_cast<T>(roi[4]) * scale, pooled_h,
                                    pooled_w, &bw, &bh);
-  const int plane_bins = pooled_h * pooled_w;
   T acc[4] = {T(0), T(0), T(0), T(0)};
   for (int e = begin + threadIdx.x; state != kPrRoIEmpty && e < end;
        e += kRoiSumThreads) {
@@ -105,16 +104,9 @@ __global__ void coor_backward_kernel(int slices, int per_roi,
     const int64_t index = k * per_roi + e;
     const T g = static_cast<T>(grad_output[index]);
     if (g == T(0)) continue;  // e.g. a level that lost prroi_pool_max_levels
-    const int c = e / plane_bins;
-    const int ph = (e - c * plane_bins) / pooled_w;
-    const int pw = e - c * plane_bins - ph * pooled_w;
-    T x1, x2, y1, y2;
-    prroi_bin_edges(rx1, bw, pw, &x1, &x2);
-    prroi_bin_edges(ry1, bh, ph, &y1, &y2);
-    prroi_bin_coor_grad(features + (batch * channels + c) * height * width,
-                        height, width, x1, y1, x2, y2, bw, bh, ph, pw,
-                        pooled_h, pooled_w, g, static_cast<T>(output[index]),
-                        scale, acc);
+    add_element_coor_grad(e, features + batch * channels * height * width,
+                          height, width, rx1, ry1, bw, bh, pooled_h, pooled_w,
+                          g, static_cast<T>(output[index]), scale, acc);
   }
   block_sum4_atomic_add(acc, grad_rois + k * 4);
 }

@@ -17,6 +17,8 @@
 #include <climits>
 #include <cstdint>
 
+#include "prroi_pool_utils.h"
+
 namespace gan_mask_rcnn {
 
 constexpr int kRoiSumThreads = 256;        // threads per block (8 warps)
@@ -41,6 +43,26 @@ struct RoiSlices {
                 num_rois, " RoIs of ", per_roi, " elements)");
   }
 };
+
+// Adds to acc[0..3] the coordinate gradient g * d(bin average)/d(corner) of
+// element e of a RoI's (C, PH, PW) slice: channel e / (PH * PW), bin (ph, pw).
+// batch_features: the RoI's image, (C, height, width); (rx1, ry1): the RoI's
+// corner and (bw, bh) its bin extents on that map; avg: the element's output.
+template <typename T, typename scalar_t>
+__device__ __forceinline__ void add_element_coor_grad(
+    int e, const scalar_t* batch_features, int height, int width, T rx1, T ry1,
+    T bw, T bh, int pooled_h, int pooled_w, T g, T avg, T scale, T (&acc)[4]) {
+  const int plane_bins = pooled_h * pooled_w;
+  const int c = e / plane_bins;
+  const int ph = (e - c * plane_bins) / pooled_w;
+  const int pw = e - c * plane_bins - ph * pooled_w;
+  T x1, x2, y1, y2;
+  prroi_bin_edges(rx1, bw, pw, &x1, &x2);
+  prroi_bin_edges(ry1, bh, ph, &y1, &y2);
+  prroi_bin_coor_grad(batch_features + int64_t(c) * height * width, height,
+                      width, x1, y1, x2, y2, bw, bh, ph, pw, pooled_h, pooled_w,
+                      g, avg, scale, acc);
+}
 
 // Sums acc[0..3] over the block and adds the sums to out[0..3] with one
 // atomic each. Every thread of the block must call it (it synchronises).

@@ -85,7 +85,6 @@ __global__ void max_levels_coor_kernel(int slices, int per_roi,
   const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
   const T corner[4] = {static_cast<T>(roi[1]), static_cast<T>(roi[2]),
                        static_cast<T>(roi[3]), static_cast<T>(roi[4])};
-  const int plane_bins = pooled_h * pooled_w;
   T acc[4] = {T(0), T(0), T(0), T(0)};
   for (int e = begin + threadIdx.x; e < end; e += kRoiSumThreads) {
     const int64_t index = k * per_roi + e;
@@ -102,16 +101,10 @@ __global__ void max_levels_coor_kernel(int slices, int per_roi,
     }
     const T g = static_cast<T>(grad_output[index]);
     if (state == kPrRoIEmpty || g == T(0)) continue;
-    const int c = e / plane_bins;
-    const int ph = (e - c * plane_bins) / pooled_w;
-    const int pw = e - c * plane_bins - ph * pooled_w;
-    T x1, x2, y1, y2;
-    prroi_bin_edges(rx1, bw, pw, &x1, &x2);
-    prroi_bin_edges(ry1, bh, ph, &y1, &y2);
     const int h = levels.height[l], w = levels.width[l];
-    prroi_bin_coor_grad(levels.data[l] + (batch * channels + c) * h * w, h, w,
-                        x1, y1, x2, y2, bw, bh, ph, pw, pooled_h, pooled_w, g,
-                        static_cast<T>(output[index]), scale, acc);
+    add_element_coor_grad(e, levels.data[l] + batch * channels * h * w, h, w,
+                          rx1, ry1, bw, bh, pooled_h, pooled_w, g,
+                          static_cast<T>(output[index]), scale, acc);
   }
   block_sum4_atomic_add(acc, grad_rois + k * 4);
 }
