@@ -41,18 +41,18 @@ import tempfile
 import time
 
 import numpy as np
-from filelock import FileLock
 from mmengine.config import Config, DictAction
 
-from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_data_root, set_image_scale
+from gan_mask_rcnn_lab.coco_files import carve_val, describe_data, own_classes
+from gan_mask_rcnn_lab.config_utils import (rescale_schedule, set_classes, set_data_root,
+                                            set_image_scale)
 from gan_mask_rcnn_lab.experiment_tables import PAIRED_NOTE, paired_table, summarize
 from gan_mask_rcnn_lab.mim_runs import (dump_run_config, final_checkpoint, mim_test, mim_train,
                                         train_wall_seconds)
-from gan_mask_rcnn_lab.run_records import (SPLIT_FILES, comparable_config,
-                                           config_difference, environments_by_label,
-                                           finished_run, read, record_environment,
-                                           run_environments, write_atomic)
-from gan_mask_rcnn_lab.synthetic_shapes import generate_splits
+from gan_mask_rcnn_lab.run_records import (SPLIT_FILES, comparable_config, config_difference,
+                                           environment_note, finished_run, read,
+                                           record_environment, run_environments, write_atomic)
+from gan_mask_rcnn_lab.synthetic_shapes import ensure_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
@@ -131,66 +131,8 @@ def dataset_spec(args) -> dict:
     return ds
 
 
-def own_classes(train_ann: str, classes):
-    """``classes``, or every category of ``train_ann`` in id order when None.
-
-    Raises:
-        SystemExit: If the file is missing, or names none of ``classes``' spellings.
-    """
-    if not osp.exists(train_ann):
-        raise SystemExit(f'--train-ann: {train_ann} not found')
-    with open(train_ann) as f:
-        cats = [c['name'] for c in sorted(json.load(f)['categories'], key=lambda c: c['id'])]
-    unknown = [c for c in classes or () if c not in cats]
-    if unknown:
-        raise SystemExit(f'--classes {unknown} are not categories of {train_ann}, which '
-                         f'has {cats}')
-    return tuple(classes or cats)
-
-
-def ensure_shapes(root: str, test_ann: str) -> None:
-    """Generate the synthetic set under ``root`` unless ``test_ann`` (written last) is
-    there; under a file lock, so that the two processes of a seed that both find it
-    missing generate it once."""
-    os.makedirs(osp.dirname(root), exist_ok=True)
-    with FileLock(root + '.lock'):
-        if not osp.exists(osp.join(root, test_ann)):
-            # the set `make data` and `make demo` write, so the commands share it
-            generate_splits(root)
-
-
-def carve_val(root: str, train_ann: str, fraction: float, out_dir: str):
-    """Split the training annotations into train/val files (seed 0, by image)."""
-    with open(osp.join(root, train_ann)) as f:
-        coco = json.load(f)
-    ids = sorted(img['id'] for img in coco['images'])
-    rng = np.random.default_rng(0)
-    val_ids = set(rng.choice(ids, max(1, round(fraction * len(ids))), replace=False).tolist())
-    paths = {}
-    for name, keep in (('train', lambda i: i not in val_ids), ('val', lambda i: i in val_ids)):
-        part = dict(coco, images=[im for im in coco['images'] if keep(im['id'])],
-                    annotations=[a for a in coco['annotations'] if keep(a['image_id'])])
-        paths[name] = osp.join(out_dir, f'{name}_split.json')
-        write_atomic(paths[name], json.dumps(part))
-    return paths['train'], paths['val']
-
-
-def describe_data(args) -> str:
-    """Image counts and sizes of the annotations trained and evaluated on (the
-    held-out split's with ``--val-fraction``), e.g. for the shapes set, which other
-    commands may have generated at another size."""
-    parts = []
-    for split, ann in (('train', args.train_ann), ('evaluated', args.test_ann)):
-        with open(osp.join(args.data_root, ann)) as f:
-            images = json.load(f)['images']
-        sizes = sorted({f"{im['width']}x{im['height']}" for im in images})
-        parts.append(f'{split} {len(images)} images, '
-                     + (sizes[0] if len(sizes) == 1 else f'{len(sizes)} sizes'))
-    return '; '.join(parts)
-
-
 def to_markdown(table, args, walls, seeds):
-    lines = [f'Dataset `{args.dataset or args.data_root}` ({describe_data(args)}), '
+    lines = [f'Dataset `{args.dataset or args.data_root}` ({describe_data(args.data_root, args.train_ann, args.test_ann)}), '
              f'{args.iters} iterations, '
              f'seeds {seeds}, evaluated on '
              f'{"a held-out part of train" if args.val_fraction else "the test split"}.'
@@ -208,17 +150,6 @@ def to_markdown(table, args, walls, seeds):
     lines += ['', PAIRED_NOTE + ' Mean wall time per run (train + test, 2-core CPU): '
               + ', '.join(f'{k} {np.mean(v) / 60:.1f} min' for k, v in walls.items())]
     return '\n'.join(lines) + '\n'
-
-
-def environment_note(envs: dict) -> str:
-    """One Markdown line on the kernel environments the runs trained in."""
-    labels = environments_by_label(envs)
-    if len(labels) == 1:
-        return f'Kernel environment of every training: {next(iter(labels))}.'
-    return ('**The runs trained in different kernel environments**, whose float sums '
-            'round differently (projects/gan_mask_rcnn/results/README.md): '
-            + '; '.join(f'{label} ({", ".join(names)})' for label, names in labels.items())
-            + '.')
 
 
 def write_results(work, args, runs, walls, seeds):
@@ -254,16 +185,6 @@ def build_config(args, model: str, ds: dict) -> Config:
             cfg.train_cfg.type = 'ReseedIterBasedTrainLoop'
         cfg.train_cfg.reseed_every_iter = True
     return cfg
-
-
-def set_classes(cfg: Config, classes) -> None:
-    """Train and evaluate ``classes`` with ``CheckedCocoDataset``: dataset type and
-    metainfo of every dataloader, and the class count of the box and mask heads."""
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].dataset.type = 'CheckedCocoDataset'
-        cfg[key].dataset.metainfo = dict(classes=tuple(classes))
-    for head in ('bbox_head', 'mask_head'):
-        cfg.model.roi_head[head].num_classes = len(classes)
 
 
 def command_config(cfg: Config, seed: int) -> dict:
@@ -338,7 +259,7 @@ def main():
     work = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', f'exp_{name}'))
     os.makedirs(work, exist_ok=True)
     if args.dataset == 'shapes':
-        ensure_shapes(ds['root'], ds['test'])
+        ensure_splits(ds['root'], ds['test'])
     train_ann, test_ann = ds['train'], ds['test']
     if args.val_fraction:
         train_ann, test_ann = carve_val(ds['root'], ds['train'], args.val_fraction, work)

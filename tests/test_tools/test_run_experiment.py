@@ -60,7 +60,7 @@ def test_synthetic_set_is_generated_once_by_two_processes(tmp_path, monkeypatch)
         os.makedirs(f'{root}/annotations')
         open(f'{root}/annotations/val.json', 'w').close()
 
-    ensure = exp['ensure_shapes']
+    ensure = exp['ensure_splits']
     monkeypatch.setitem(ensure.__globals__, 'generate_splits', slow_generate)
     threads = [threading.Thread(target=ensure, args=(str(tmp_path / 'shapes'),
                                                      'annotations/val.json'))
@@ -77,7 +77,7 @@ def test_make_data_writes_the_set_the_runner_generates(tmp_path):
     generation must give the same files: results of one are read beside the other."""
     subprocess.run([sys.executable, f'{REPO}/tools/generate_shapes.py', '--out',
                     str(tmp_path / 'cli')], check=True, capture_output=True)
-    exp['ensure_shapes'](str(tmp_path / 'runner'), 'annotations/val.json')
+    exp['ensure_splits'](str(tmp_path / 'runner'), 'annotations/val.json')
     for split in ('train', 'val'):
         cli, runner = (json.loads((tmp_path / d / 'annotations' / f'{split}.json')
                                   .read_text()) for d in ('cli', 'runner'))

@@ -82,3 +82,13 @@ def set_image_scale(cfg: Config, scale) -> Config:
         for t in resizes:
             t['scale'] = tuple(scale)
     return cfg
+
+
+def set_classes(cfg: Config, classes) -> None:
+    """Train and evaluate ``classes`` with ``CheckedCocoDataset``: dataset type and
+    metainfo of every dataloader, and the class count of the box and mask heads."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.type = 'CheckedCocoDataset'
+        cfg[key].dataset.metainfo = dict(classes=tuple(classes))
+    for head in ('bbox_head', 'mask_head'):
+        cfg.model.roi_head[head].num_classes = len(classes)

@@ -170,3 +170,14 @@ def environments_by_label(envs: Dict[str, Optional[List[dict]]]) -> Dict[str, Li
                       else ['unrecorded']):
             labels.setdefault(label, []).append(run)
     return labels
+
+
+def environment_note(envs: Dict[str, Optional[List[dict]]]) -> str:
+    """One Markdown line on the kernel environments the runs trained in."""
+    labels = environments_by_label(envs)
+    if len(labels) == 1:
+        return f'Kernel environment of every training: {next(iter(labels))}.'
+    return ('**The runs trained in different kernel environments**, whose float sums '
+            'round differently (projects/gan_mask_rcnn/results/README.md): '
+            + '; '.join(f'{label} ({", ".join(names)})' for label, names in labels.items())
+            + '.')

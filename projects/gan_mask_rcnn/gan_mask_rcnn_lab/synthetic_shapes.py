@@ -14,6 +14,7 @@ from typing import Dict, List, Sequence
 import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
+from filelock import FileLock
 
 from gan_mask_rcnn.datasets import SHAPE_CLASSES
 
@@ -171,3 +172,13 @@ def generate_splits(out_dir: str, num_train: int = DEFAULT_NUM_TRAIN,
     """Write the ``train`` and ``val`` splits (see :func:`generate_shapes`)."""
     return {split: generate_shapes(out_dir, num, size, seed, split, **kwargs)
             for split, num in (('train', num_train), ('val', num_val))}
+
+
+def ensure_splits(root: str, last_file: str) -> None:
+    """Generate the default splits under ``root`` unless ``last_file`` (relative to
+    it, written last) is there; under a file lock, so that processes that all find
+    it missing (the two of a paired seed) generate it once."""
+    os.makedirs(osp.dirname(osp.abspath(root)), exist_ok=True)
+    with FileLock(root + '.lock'):
+        if not osp.exists(osp.join(root, last_file)):
+            generate_splits(root)
