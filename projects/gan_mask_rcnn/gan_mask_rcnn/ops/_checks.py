@@ -39,7 +39,8 @@ def compute_dtype(tensor: Tensor) -> torch.dtype:
 
 
 def check_inputs(features: Tensor, rois: Tensor, spatial_scale: float) -> None:
-    """Check ``features`` (N, C, H, W), ``rois`` (K, 5) and ``spatial_scale``."""
+    """Check ``features`` (N, C, H, W), ``rois`` (K, 5) and ``spatial_scale``;
+    the batch index is ``check_batch_index``'s (once per call: it reads the RoIs)."""
     if not isinstance(features, Tensor) or features.dim() != 4:
         shape = tuple(features.shape) if isinstance(features, Tensor) else type(features)
         raise ValueError(f'features must be (N, C, H, W), got shape {shape}')
@@ -63,7 +64,6 @@ def check_inputs(features: Tensor, rois: Tensor, spatial_scale: float) -> None:
             and math.isfinite(spatial_scale) and spatial_scale > 0):
         raise ValueError(
             f'spatial_scale must be positive and finite, got {spatial_scale!r}')
-    check_batch_index(rois, features.shape[0])
 
 
 def check_batch_index(rois: Tensor, batch_size: int) -> None:

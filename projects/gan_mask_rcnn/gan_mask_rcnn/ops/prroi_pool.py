@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _C  # noqa: F401  (registers torch.ops.gan_mask_rcnn.*)
-from ._checks import check_inputs, check_output_size
+from ._checks import check_batch_index, check_inputs, check_output_size
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool')
@@ -96,6 +96,7 @@ def prroi_pool(features: Tensor,
     """
     pooled_height, pooled_width = check_output_size(output_size)
     check_inputs(features, rois, spatial_scale)
+    check_batch_index(rois, features.shape[0])
     spatial_scale = float(spatial_scale)
     return torch.ops.gan_mask_rcnn.prroi_pool(features, rois, pooled_height,
                                               pooled_width, spatial_scale)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import _C  # noqa: F401  (registers torch.ops.gan_mask_rcnn.*)
-from ._checks import check_inputs, check_output_size
+from ._checks import check_batch_index, check_inputs, check_output_size
 
 _OPS = torch.ops.gan_mask_rcnn
 
@@ -115,5 +115,6 @@ def prroi_pool_max_levels(feats: Sequence[Tensor],
         if feat.shape[:2] != feats[0].shape[:2]:
             raise ValueError('every level needs the same (N, C), got '
                              f'{tuple(feats[0].shape)} and {tuple(feat.shape)}')
+    check_batch_index(rois, feats[0].shape[0])
     return _OPS.prroi_pool_max_levels(list(feats), rois, size[0], size[1],
                                       [float(s) for s in spatial_scales])[0]
