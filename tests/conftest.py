@@ -93,10 +93,15 @@ def train_with_resume(make_cfg, max_iters):
     Runner.from_cfg(second).train()
 
 
-def torchrun_train(cfg_file, nproc=2):
-    """``torchrun --nproc_per_node nproc tools/train.py cfg_file --launcher pytorch``
-    from the repository, with tests/ importable (the configs' custom hooks live
-    there); fails the test with the ranks' output if training fails."""
+def torchrun_train(cfg, hook_module, hook_type, cfg_file, nproc=2):
+    """Train ``cfg`` with ``hook_type`` (a hook of tests/``hook_module``.py) on
+    ``nproc`` CPU ranks: ``torchrun --nproc_per_node nproc tools/train.py cfg_file
+    --launcher pytorch`` from the repository, with tests/ importable. Fails the
+    test with the ranks' output if training fails."""
+    cfg.custom_imports = dict(imports=['gan_mask_rcnn', hook_module],
+                              allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type=hook_type)]
+    cfg.dump(cfg_file)
     torchrun = osp.join(osp.dirname(sys.executable), 'torchrun')
     cmd = [torchrun, '--standalone', '--nproc_per_node', str(nproc),
            osp.join(REPO, 'tools', 'train.py'), cfg_file, '--launcher', 'pytorch']

@@ -15,12 +15,9 @@ from mmengine.registry import HOOKS
 from gan_mask_rcnn.utils import unwrap_model
 
 
-def _unwrapped(runner) -> torch.nn.Module:
-    return unwrap_model(runner.model)
-
-
-def _params(runner) -> dict:
-    return {k: v.detach().clone() for k, v in _unwrapped(runner).named_parameters()}
+def rank_params(runner) -> dict:
+    """A copy of this rank's model parameters, by name."""
+    return {k: v.detach().clone() for k, v in unwrap_model(runner.model).named_parameters()}
 
 
 @HOOKS.register_module()
@@ -30,11 +27,11 @@ class DumpRankWeightsHook(Hook):
     def before_train(self, runner) -> None:
         if runner.rank != 0:
             with torch.no_grad():
-                for param in _unwrapped(runner).parameters():
+                for param in unwrap_model(runner.model).parameters():
                     param.add_(1.0)
-        self.init = _params(runner)
+        self.init = rank_params(runner)
 
     def after_train(self, runner) -> None:
         torch.save(dict(wrapper=type(runner.model).__name__, init=self.init,
-                        final=_params(runner)),
+                        final=rank_params(runner)),
                    osp.join(runner.work_dir, f'rank{runner.rank}.pth'))

@@ -7,18 +7,11 @@ with the model's count of skipped iterations, to ``rank<r>.pth``.
 import os.path as osp
 
 import torch
+from dist_weights_hook import rank_params
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from gan_mask_rcnn.utils import unwrap_model
-
-
-def _unwrapped(runner) -> torch.nn.Module:
-    return unwrap_model(runner.model)
-
-
-def _params(runner) -> dict:
-    return {k: v.detach().clone() for k, v in _unwrapped(runner).named_parameters()}
 
 
 @HOOKS.register_module()
@@ -27,10 +20,10 @@ class NaNOnRankOneHook(Hook):
     'first', 'final': params}`` per rank."""
 
     def before_train(self, runner) -> None:
-        self.init = _params(runner)
+        self.init = rank_params(runner)
         if runner.rank != 1:
             return
-        head = _unwrapped(runner).roi_head
+        head = unwrap_model(runner.model).roi_head
         real = head.loss
 
         def loss(*args, **kwargs):
@@ -43,9 +36,9 @@ class NaNOnRankOneHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if runner.iter == 0:
-            self.first = _params(runner)
+            self.first = rank_params(runner)
 
     def after_train(self, runner) -> None:
-        torch.save(dict(skipped=_unwrapped(runner).num_skipped_iters, init=self.init,
-                        first=self.first, final=_params(runner)),
+        torch.save(dict(skipped=unwrap_model(runner.model).num_skipped_iters, init=self.init,
+                        first=self.first, final=rank_params(runner)),
                    osp.join(runner.work_dir, f'rank{runner.rank}.pth'))

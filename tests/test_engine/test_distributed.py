@@ -92,13 +92,8 @@ def test_torchrun_two_cpu_ranks_identical(shapes_root, tiny_cfg_factory, tmp_pat
     cfg.model.update(adv_start_fraction=0, adv_ramp_fraction=0)  # D steps from it 0
     cfg.model_wrapper_cfg = dict(type='GradAllReduceDataParallel')
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no validation
-    cfg.custom_imports = dict(imports=['gan_mask_rcnn', 'dist_weights_hook'],
-                              allow_failed_imports=False)
-    cfg.custom_hooks = [dict(type='DumpRankWeightsHook')]
-    cfg_file = str(tmp_path / 'tiny_gan_dist.py')
-    cfg.dump(cfg_file)
-
-    torchrun_train(cfg_file)
+    torchrun_train(cfg, 'dist_weights_hook', 'DumpRankWeightsHook',
+                   str(tmp_path / 'tiny_gan_dist.py'))
 
     ranks = [torch.load(osp.join(work_dir, f'rank{r}.pth')) for r in range(2)]
     assert [r['wrapper'] for r in ranks] == ['GradAllReduceDataParallel'] * 2

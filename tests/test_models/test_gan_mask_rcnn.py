@@ -255,12 +255,7 @@ def test_nan_on_one_of_two_ranks_skips_the_iteration_on_both(shapes_root, tiny_c
     cfg = tiny_cfg_factory(GAN_CFG, shapes_root, work_dir, max_iters=2)
     cfg.model.update(adv_start_fraction=0, adv_ramp_fraction=0)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.custom_imports = dict(imports=['gan_mask_rcnn', 'nan_on_rank_hook'],
-                              allow_failed_imports=False)
-    cfg.custom_hooks = [dict(type='NaNOnRankOneHook')]
-    cfg_file = str(tmp_path / 'nan_rank1.py')
-    cfg.dump(cfg_file)
-    torchrun_train(cfg_file)
+    torchrun_train(cfg, 'nan_on_rank_hook', 'NaNOnRankOneHook', str(tmp_path / 'nan_rank1.py'))
     ranks = [torch.load(osp.join(work_dir, f'rank{r}.pth')) for r in range(2)]
     assert [r['skipped'] for r in ranks] == [1, 1]
     for r in ranks:
