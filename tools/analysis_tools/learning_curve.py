@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.config import Config
 
 from gan_mask_rcnn_lab.experiment_tables import METRICS, summarize
+from gan_mask_rcnn_lab.markdown import markdown_header, markdown_row
 from gan_mask_rcnn_lab.mim_runs import mim_test
 
 MODELS = ('baseline', 'gan')
@@ -99,13 +100,12 @@ def to_markdown(table: Dict[int, dict], keys: List[str], seeds: List[int],
     cells also give the paired t-test's p."""
     lines = [f'Seeds {seeds}; AP in %, mean over the seeds; in brackets the paired '
              'difference GAN - baseline (± its sample standard deviation over seeds).',
-             '', '| iteration | ' + ' | '.join(keys) + ' |',
-             '|---|' + '---|' * len(keys)]
+             ''] + markdown_header(['iteration'] + keys)
     for k, rows in table.items():
-        lines.append(f'| {k} | ' + ' | '.join(_cell(rows[key]) for key in keys) + ' |')
+        lines.append(markdown_row([k] + [_cell(rows[key]) for key in keys]))
     if average is not None:
-        lines.append(f'| {window} | '
-                     + ' | '.join(_cell(average[key], with_p=True) for key in keys) + ' |')
+        lines.append(markdown_row([window] + [_cell(average[key], with_p=True)
+                                              for key in keys]))
     return '\n'.join(lines) + '\n'
 
 

@@ -30,6 +30,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from gan_mask_rcnn_lab.experiment_tables import METRICS, metric_rows, summarize
+from gan_mask_rcnn_lab.markdown import markdown_header
 from gan_mask_rcnn_lab.run_records import (check_same_splits, comparable_config,
                                            config_difference, finished_run, write_atomic)
 
@@ -74,8 +75,8 @@ def spread_table(runs: Dict[str, dict], seeds: List[int]) -> Dict[str, dict]:
 def to_markdown(table: Dict[str, dict], names: Sequence[str], seeds: List[int]) -> str:
     """One row per metric: both sides, the difference and its absolute size."""
     a, b = names
-    lines = [f'| metric | {a} | {b} | {b} - {a} | per seed {list(seeds)} | mean abs. '
-             'difference | 95% interval | paired t (p) |', '|---|---|---|---|---|---|---|---|']
+    lines = markdown_header(['metric', a, b, f'{b} - {a}', f'per seed {list(seeds)}',
+                             'mean abs. difference', '95% interval', 'paired t (p)'])
     lines += metric_rows(table, extra=lambda row: [f'{row["mean_abs"]:.1f}'])
     lines += ['', 'AP in %, mean ± sample standard deviation over the seeds; the same '
               'config on both sides, so every difference is drift from float rounding.']

@@ -11,6 +11,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from .markdown import markdown_header, markdown_row
+
 METRICS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50',
            'segm_mAP_75', 'boundary_mAP', 'boundary_mAP_50', 'boundary_mAP_75']
 PAIRED_NOTE = ('mean ± sample standard deviation over seeds, AP in %; 95% interval: of the '
@@ -72,20 +74,19 @@ def metric_rows(table: Dict[str, dict],
         mean, std = mean_std
         return f'{mean:{sign}.1f}' + ('' if std is None else f' ± {std:.1f}')
 
-    return [f'| {key} | {cell(row["baseline"])} | {cell(row["gan"])} | '
-            f'{cell(row["diff"], "+")} | '
-            + ', '.join(f'{v:+.1f}' for v in row['per_seed'].values()) + ' | '
-            + ''.join(f'{c} | ' for c in (extra(row) if extra else []))
-            + ('-' if row['diff_ci95'] is None else
-               '{:+.2f} to {:+.2f}'.format(*row['diff_ci95'])) + ' | '
-            + ('-' if row['paired_t'] is None else
-               '{:+.2f} ({:.2f})'.format(*row['paired_t'])) + ' |'
-            for key, row in table.items()]
+    return [markdown_row(
+        [key, cell(row['baseline']), cell(row['gan']), cell(row['diff'], '+'),
+         ', '.join(f'{v:+.1f}' for v in row['per_seed'].values())]
+        + (extra(row) if extra else [])
+        + ['-' if row['diff_ci95'] is None else '{:+.2f} to {:+.2f}'.format(*row['diff_ci95']),
+           '-' if row['paired_t'] is None else '{:+.2f} ({:.2f})'.format(*row['paired_t'])])
+        for key, row in table.items()]
 
 
 def paired_table(table: Dict[str, dict]) -> List[str]:
     """Markdown header and rows of a ``summarize`` table (baseline, GAN, their
     difference, per seed, its 95% interval and the paired t-test);
     ``PAIRED_NOTE`` explains it."""
-    return ['| metric | baseline | GAN | GAN - baseline | per seed (GAN - baseline) '
-            '| 95% interval | paired t (p) |', '|---|---|---|---|---|---|---|'] + metric_rows(table)
+    return markdown_header(['metric', 'baseline', 'GAN', 'GAN - baseline',
+                            'per seed (GAN - baseline)', '95% interval', 'paired t (p)']
+                           ) + metric_rows(table)
