@@ -10,6 +10,7 @@
 # in COCO form. The thesis does not name the 11 classes: replace `classes` below by
 # the category names of your annotation files.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r101_fpn_1x_coco.py'
+custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)
 
 max_iters = 27000
 lr_steps = [18000, 24000]

@@ -74,6 +74,8 @@ def test_config_data_fits_its_model(path):
         files = [e.ann_file for e in evaluators if 'ann_file' in e]
         assert files == [val.data_root + val.ann_file], (key, files)
     assert dict(type='ResumeCheckHook') in cfg.custom_hooks
+    # mim train imports only what the config names: the types above need the package
+    assert 'gan_mask_rcnn' in cfg.get('custom_imports', {}).get('imports', [])
 
 
 @pytest.mark.parametrize('path', MODEL_CONFIGS, ids=[_name(c) for c in MODEL_CONFIGS])
