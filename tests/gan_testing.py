@@ -21,7 +21,7 @@ def gan_tiny_cfg(data_root, work_dir, max_iters=N):
     weights ramping over two iterations, reseeded, no validation."""
     cfg = tiny_cfg(GAN_CFG, data_root, work_dir, max_iters)
     cfg.model.update(adv_start_fraction=0, adv_ramp_fraction=min(1.0, 2 / max_iters))
-    cfg.train_cfg.update(reseed_every_iter=True)
+    cfg.train_cfg.update(type='ReseedIterBasedTrainLoop', reseed_every_iter=True)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no validation: speed
     cfg.optim_wrapper.discriminator.clip_grad = dict(max_norm=10)  # logs grad_norm_d
     cfg.visualizer.name = work_dir  # the visualizer is a per-name singleton

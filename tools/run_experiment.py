@@ -180,10 +180,8 @@ def build_config(args, model: str, ds: dict) -> Config:
     cfg.merge_from_dict(args.options)
     if model == 'gan':
         cfg.merge_from_dict(args.gan_options)
-    if args.exact_resume:  # GANIterBasedTrainLoop reseeds as well
-        if model == 'baseline':
-            cfg.train_cfg.type = 'ReseedIterBasedTrainLoop'
-        cfg.train_cfg.reseed_every_iter = True
+    if args.exact_resume:
+        cfg.train_cfg.update(type='ReseedIterBasedTrainLoop', reseed_every_iter=True)
     return cfg
 
 

@@ -1,6 +1,6 @@
 # The GAN parts shared by the GAN Mask R-CNN configs (thesis section 3.2): the box
-# and mask discriminators, the discriminator's optimizer, the GAN training loop and
-# the data-parallel wrapper that runs the model's own train_step on every rank.
+# and mask discriminators, the discriminator's optimizer and the data-parallel
+# wrapper that runs the model's own train_step on every rank.
 # The GAN schedule is the detector's: GANMaskRCNN(adv_start_fraction=0.0,
 # adv_ramp_fraction=0.0, d_steps=1) are the author's settings and the defaults
 # (adversarial from the first iteration, full weights at once, one discriminator
@@ -14,13 +14,13 @@
 #
 # A GAN config inherits its Mask R-CNN baseline and this file and takes the parts
 # by name (MMEngine forbids a key that two bases both define, so the parts that
-# replace the baseline's `model`, `optim_wrapper` and `train_cfg` are named gan_*):
+# replace the baseline's `model` and `optim_wrapper` are named gan_*; the training
+# loop stays the baseline's):
 #
 #   _base_ = ['./mask-rcnn_r50_fpn_2k_glas.py', '../_base_/gan_mask_rcnn.py']
 #   model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head)
 #   optim_wrapper = dict(_base_.gan_optim_wrapper,
 #                        generator=dict(optimizer=_base_.optim_wrapper.optimizer))
-#   train_cfg = _base_.gan_train_cfg
 gan_roi_head = dict(
     type='GANRoIHead',
     # loss_weight weighs each generator term L_G. d_loss_weight weighs the
@@ -53,9 +53,6 @@ gan_optim_wrapper = dict(
     type='OptimWrapper',
     discriminator=dict(
         optimizer=dict(type='SGD', lr=0.002, momentum=0.9, weight_decay=1e-4)))
-
-# Merged into the baseline's IterBasedTrainLoop (max_iters, val_interval stay).
-gan_train_cfg = dict(type='GANIterBasedTrainLoop')
 
 # Multi-process training (`--launcher pytorch|slurm|mpi`) must call
 # GANMaskRCNN.train_step on every rank: MMDistributedDataParallel would run a plain

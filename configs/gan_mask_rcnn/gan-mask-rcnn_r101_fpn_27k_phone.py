@@ -8,4 +8,3 @@ custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)
 model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head)
 optim_wrapper = dict(_base_.gan_optim_wrapper,
                      generator=dict(optimizer=_base_.optim_wrapper.optimizer))
-train_cfg = _base_.gan_train_cfg

@@ -10,4 +10,3 @@ model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head,
 optim_wrapper = dict(_base_.gan_optim_wrapper,
                      generator=dict(optimizer=_base_.optim_wrapper.optimizer,
                                     clip_grad=_base_.optim_wrapper.clip_grad))
-train_cfg = _base_.gan_train_cfg

@@ -1,6 +1,6 @@
 # GAN Mask R-CNN sized for a 2-core CPU on the synthetic shapes set: the baseline
 # mask-rcnn_r18_fpn_shapes-cpu.py (same data, backbone, schedule) plus the GAN parts
-# of ../_base_/gan_mask_rcnn.py (discriminators, D's SGD at base_lr / 5, GAN loop).
+# of ../_base_/gan_mask_rcnn.py (discriminators, D's SGD at base_lr / 5).
 # Unlike the thesis (ImageNet backbone, adversarial from the start), the R18 here
 # starts from scratch, so the first quarter is plain Mask R-CNN and the adversarial
 # weights then ramp up: a CPU-scale choice, not the author's.
@@ -12,4 +12,3 @@ model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head,
 optim_wrapper = dict(_base_.gan_optim_wrapper,
                      generator=dict(optimizer=_base_.optim_wrapper.optimizer,
                                     clip_grad=_base_.optim_wrapper.clip_grad))
-train_cfg = _base_.gan_train_cfg

@@ -7,4 +7,3 @@ _base_ = ['./mask-rcnn_r50_fpn_2k_glas.py', '../_base_/gan_mask_rcnn.py']
 model = dict(type='GANMaskRCNN', roi_head=_base_.gan_roi_head)
 optim_wrapper = dict(_base_.gan_optim_wrapper,
                      generator=dict(optimizer=_base_.optim_wrapper.optimizer))
-train_cfg = _base_.gan_train_cfg

@@ -11,7 +11,6 @@ from .datasets import CheckedCityscapesDataset, CheckedCocoDataset, GlaSDataset,
 from .gan_mask_rcnn import GANMaskRCNN
 from .gan_optim_wrapper_constructor import GANOptimWrapperConstructor
 from .gan_roi_head import GANRoIHead
-from .gan_train_loop import GANIterBasedTrainLoop
 from .grad_all_reduce_data_parallel import GradAllReduceDataParallel
 from .mask_discriminator import MaskDiscriminator
 from .prroi_extractor import PrRoIExtractor
@@ -23,7 +22,7 @@ allow_mmengine_checkpoint_types()
 __version__ = '0.1.0'
 
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
-           'GANOptimWrapperConstructor', 'GANIterBasedTrainLoop', 'ReseedIterBasedTrainLoop',
+           'GANOptimWrapperConstructor', 'ReseedIterBasedTrainLoop',
            'CheckedCocoDataset', 'CheckedCityscapesDataset', 'GlaSDataset', 'ShapesDataset',
            'GradAllReduceDataParallel',
            'CocoBoundaryMetric', 'PrRoIExtractor', 'ResumeCheckHook']

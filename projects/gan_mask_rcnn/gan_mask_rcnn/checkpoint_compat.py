@@ -24,8 +24,6 @@ def _history_buffer_getattr(obj, name):
 
 def allow_mmengine_checkpoint_types() -> None:
     """Add HistoryBuffer and the numpy array/scalar rebuild types to torch's allowlist."""
-    if not hasattr(torch.serialization, 'add_safe_globals'):  # torch < 2.4
-        return
     try:
         from numpy._core import multiarray  # numpy >= 2
     except ImportError:

@@ -7,9 +7,10 @@ resume point on: both are valid trainings, but not the same one. With
 iteration) before fetching each batch, so "N iterations" and "N/2, stop, resume,
 N/2" are equal tensor for tensor on a CPU (``num_workers=0``; shown there by the
 tests). On CUDA, atomic adds (RoI pooling backward, among others) sum in an order
-that varies from run to run, so the two agree to rounding only. ``GANIterBasedTrainLoop``
-builds on it; this class serves plain models, e.g. the baseline of a paired
-experiment whose GAN side reseeds.
+that varies from run to run, so the two agree to rounding only. It serves plain and
+GAN models alike (``GANMaskRCNN`` reads its schedule from the MessageHub, not from
+the loop): ``train_cfg = dict(type='ReseedIterBasedTrainLoop', reseed_every_iter=True)``
+on both sides of a paired experiment.
 """
 from typing import Iterator, Sequence
 
