@@ -8,6 +8,8 @@
   trained for a few iterations on ``shapes_root``, once per session.
 - ``train_with_resume(make_cfg, max_iters)``: train half the schedule, stop, resume.
 - ``fake_run(work, seed, segm, lr, model)``: a finished ``tools/run_experiment.py`` run.
+- ``glas_cc``: the GlaS-cc folder (``$GLAS_CC_ROOT``, else ``data/glas_cc``); the
+  tests that read it skip, naming where they looked, when it is absent.
 """
 import json
 import os
@@ -19,6 +21,7 @@ import pytest
 from mmengine.config import Config
 
 from gan_mask_rcnn_lab.config_utils import rescale_schedule, set_data_root, set_image_scale
+from gan_mask_rcnn_lab.data_roots import glas_cc_missing, glas_cc_root
 from gan_mask_rcnn_lab.synthetic_shapes import generate_shapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -117,6 +120,14 @@ def shapes_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('shapes'))
     generate_shapes(root, num_images=8, size=TINY_SIZE, seed=0, split='train')
     generate_shapes(root, num_images=4, size=TINY_SIZE, seed=0, split='val')
+    return root
+
+
+@pytest.fixture(scope='session')
+def glas_cc():
+    root = glas_cc_root(REPO)
+    if glas_cc_missing(root):
+        pytest.skip(glas_cc_missing(root))
     return root
 
 

@@ -14,6 +14,9 @@ config, and each run keeps the kernel environments it trained in,
     nohup python tools/run_experiment.py --dataset glas --seeds 0 1 2 --iters 1000 \
         > work_dirs/exp_glas.log 2>&1 &
 
+The ``glas`` preset reads GlaS-cc from ``data/glas_cc``, or from the folder that the
+environment variable ``GLAS_CC_ROOT`` or ``--data-root`` names.
+
 Any COCO-format data set instead of a preset: ``--data-root``, ``--train-ann``,
 ``--test-ann`` (relative to the root or absolute), ``--img-prefix`` and
 ``--classes`` (default: every category of the training file); it trains the R18
@@ -44,6 +47,7 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 from gan_mask_rcnn_lab.coco_files import carve_val, describe_data, own_classes
+from gan_mask_rcnn_lab.data_roots import GLAS_CC_ENV, glas_cc_missing, glas_cc_root
 from gan_mask_rcnn_lab.config_utils import (rescale_schedule, set_classes, set_data_root,
                                             set_image_scale)
 from gan_mask_rcnn_lab.experiment_tables import PAIRED_NOTE, paired_table, summarize
@@ -56,9 +60,9 @@ from gan_mask_rcnn_lab.synthetic_shapes import ensure_splits
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', 'gan_mask_rcnn')
+# presets; root None: $GLAS_CC_ROOT, else data/glas_cc; --data-root overrides either
 DATASETS = dict(
-    glas=dict(root=osp.normpath(osp.join(REPO, '..', 'shared', 'data', 'glas_cc')),
-              img_prefix='images/',
+    glas=dict(root=None, img_prefix='images/',
               train='annotations/train.json', test='annotations/test.json'),
     shapes=dict(root=osp.join(REPO, 'data', 'shapes'), img_prefix='',
                 train='annotations/train.json', test='annotations/val.json'))
@@ -70,7 +74,9 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--dataset', choices=sorted(DATASETS),
                    help='a preset data set; or give --data-root and the files below')
-    p.add_argument('--data-root', default=None, help="a COCO-format data set's folder")
+    p.add_argument('--data-root', default=None,
+                   help="a COCO-format data set's folder; with --dataset, where the preset "
+                   f'lives (glas: default ${GLAS_CC_ENV}, else data/glas_cc)')
     p.add_argument('--train-ann', default=None, help='training annotations (COCO json)')
     p.add_argument('--test-ann', default=None, help='test annotations (COCO json)')
     p.add_argument('--img-prefix', default='', help='image folder under --data-root')
@@ -106,8 +112,9 @@ def parse_args():
                    'same trainings as runs without it')
     args = p.parse_args()
     own = [args.data_root, args.train_ann, args.test_ann]
-    if args.dataset and any(own):
-        p.error('give either --dataset or --data-root/--train-ann/--test-ann, not both')
+    if args.dataset and (args.train_ann or args.test_ann):
+        p.error('give either --dataset or --data-root/--train-ann/--test-ann, not both '
+                '(--data-root alone moves a --dataset preset)')
     if not args.dataset and not all(own):
         p.error('give --dataset, or --data-root, --train-ann and --test-ann of a COCO-format '
                 'data set')
@@ -120,6 +127,12 @@ def dataset_spec(args) -> dict:
     ``classes``, checked against the training file's categories."""
     if args.dataset:
         ds = dict(DATASETS[args.dataset], classes=None)
+        if args.data_root:
+            ds['root'] = osp.abspath(args.data_root)
+        elif ds['root'] is None:
+            ds['root'] = glas_cc_root(REPO)
+        if args.dataset == 'glas' and glas_cc_missing(ds['root']):
+            raise SystemExit(glas_cc_missing(ds['root']))
         configs = [osp.join(CFG_DIR, f'{prefix}_r18_fpn_{args.dataset}-cpu.py')
                    for prefix in ('mask-rcnn', 'gan-mask-rcnn')]
     else:
@@ -147,7 +160,7 @@ def to_markdown(table, args, walls, seeds):
                 else ''),
              '']
     lines += paired_table(table)
-    lines += ['', PAIRED_NOTE + ' Mean wall time per run (train + test, 2-core CPU): '
+    lines += ['', PAIRED_NOTE + ' Mean wall time per run (train + test): '
               + ', '.join(f'{k} {np.mean(v) / 60:.1f} min' for k, v in walls.items())]
     return '\n'.join(lines) + '\n'
 

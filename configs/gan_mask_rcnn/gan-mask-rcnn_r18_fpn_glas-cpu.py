@@ -1,4 +1,4 @@
-# GAN Mask R-CNN sized for a 2-core CPU on GlaS-cc (../shared/data/glas_cc): the
+# GAN Mask R-CNN sized for a CPU on GlaS-cc (data/glas_cc/): the
 # baseline mask-rcnn_r18_fpn_glas-cpu.py (same data, backbone, schedule) plus the GAN
 # parts of ../_base_/gan_mask_rcnn.py, with the warm-up and ramp of
 # gan-mask-rcnn_r18_fpn_shapes-cpu.py (R18 from scratch: a CPU-scale choice).

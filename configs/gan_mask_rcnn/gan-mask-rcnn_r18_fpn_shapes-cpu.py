@@ -1,4 +1,4 @@
-# GAN Mask R-CNN sized for a 2-core CPU on the synthetic shapes set: the baseline
+# GAN Mask R-CNN sized for a CPU on the synthetic shapes set: the baseline
 # mask-rcnn_r18_fpn_shapes-cpu.py (same data, backbone, schedule) plus the GAN parts
 # of ../_base_/gan_mask_rcnn.py (discriminators, D's SGD at base_lr / 5).
 # Unlike the thesis (ImageNet backbone, adversarial from the start), the R18 here

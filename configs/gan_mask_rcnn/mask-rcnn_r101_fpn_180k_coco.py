@@ -11,6 +11,7 @@ custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)
 max_iters = 180000
 lr_steps = [120000, 160000]
 
+# Data: data/coco/ (mmdet's layout; how to get it: how_to_get below).
 dataset_type = 'CheckedCocoDataset'  # stops at start on missing files or other classes
 how_to_get = ('Download COCO 2017 from https://cocodataset.org/#download: '
               'http://images.cocodataset.org/zips/train2017.zip, .../zips/val2017.zip and '

@@ -1,5 +1,5 @@
-# Mask R-CNN baseline sized for a 2-core CPU on GlaS-cc (../shared/data/glas_cc, 85
-# train / 80 test images, one class `gland`): R18-FPN from scratch, images resized to
+# Mask R-CNN baseline sized for a CPU on GlaS-cc (data/glas_cc/, 85 train / 80 test
+# images, one class `gland`): R18-FPN from scratch, images resized to
 # a shorter side of 256 px (the thesis uses [400, 522] with an ImageNet R50-FPN on a
 # GPU: configs/gan_mask_rcnn/mask-rcnn_r50_fpn_2k_glas.py). Baseline for
 # gan-mask-rcnn_r18_fpn_glas-cpu.py.
@@ -7,7 +7,7 @@ _base_ = './mask-rcnn_r18_fpn_shapes-cpu.py'
 
 num_classes = 1
 dataset_type = 'GlaSDataset'
-data_root = '../shared/data/glas_cc/'
+data_root = 'data/glas_cc/'  # how to get it: GlaSDataset.HOW_TO_GET
 # GlaS images are mostly 775x522: this keeps the aspect ratio at a 256 px shorter side.
 image_scale = (400, 256)
 

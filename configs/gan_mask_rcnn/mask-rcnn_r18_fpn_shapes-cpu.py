@@ -1,6 +1,6 @@
-# Mask R-CNN baseline sized for a 2-core CPU: R18-FPN from scratch on the synthetic
+# Mask R-CNN baseline sized for a CPU: R18-FPN from scratch on the synthetic
 # shapes set (`python tools/generate_shapes.py --out data/shapes`), 256 px images,
-# 300 proposals, 128 sampled RoIs (see ../shared/CPU_SCALE.md for the costs).
+# 300 proposals, 128 sampled RoIs.
 # Not a thesis setting: the baseline that the GAN variant
 # (gan-mask-rcnn_r18_fpn_shapes-cpu.py) is compared against, same data and schedule.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'

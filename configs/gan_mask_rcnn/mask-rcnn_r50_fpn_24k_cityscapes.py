@@ -6,7 +6,7 @@
 # Thesis schedule: 2 GPUs x 4 images, 24k iterations, lr 0.01 -> 0.001 at 18k,
 # shorter side sampled from [800, 1024] for training, 1024 for test (both as in
 # mmdet's cityscapes config), ImageNet R50 (mmdet starts from a COCO Mask R-CNN).
-# Data: data/cityscapes/ as described in mmdet's docs (cityscapesscripts conversion).
+# Data: data/cityscapes/ (mmdet's layout; how to get it: how_to_get below).
 _base_ = 'mmdet::cityscapes/mask-rcnn_r50_fpn_1x_cityscapes.py'
 custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)
 
@@ -20,8 +20,8 @@ load_from = None
 dataset_type = 'CheckedCityscapesDataset'  # stops at start on missing files, other classes
 how_to_get = ('Register at https://www.cityscapes-dataset.com, download '
               'gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip into '
-              'data/cityscapes/, then write the COCO json: python .venv/lib/python3.11/'
-              'site-packages/mmdet/.mim/tools/dataset_converters/cityscapes.py '
+              'data/cityscapes/, then write the COCO json with mmdet\'s converter: python '
+              '<mmdet package>/.mim/tools/dataset_converters/cityscapes.py '
               'data/cityscapes --nproc 8 --out-dir data/cityscapes/annotations')
 train_dataloader = dict(  # mmdet's RepeatDataset around the dataset
     batch_size=4, sampler=dict(type='InfiniteSampler', shuffle=True),

@@ -3,7 +3,7 @@
 # section 4.5; GAN Mask R-CNN: 58.6 and 61.6, gan-mask-rcnn_r50_fpn_2k_glas.py).
 # Thesis schedule: 2 GPUs x 4 images, 2k iterations, lr 0.01 -> 0.001 at 1.5k,
 # shorter side sampled from [400, 522] for training, 522 for test, ImageNet R50.
-# Data: ../shared/data/glas_cc (COCO form, one class `gland`; see GlaSDataset).
+# Data: data/glas_cc/ (COCO form, one class `gland`; how to get it: GlaSDataset).
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['gan_mask_rcnn'], allow_failed_imports=False)
 
@@ -11,7 +11,7 @@ max_iters = 2000
 lr_steps = [1500]
 num_classes = 1
 dataset_type = 'GlaSDataset'
-data_root = '../shared/data/glas_cc/'
+data_root = 'data/glas_cc/'
 
 model = dict(
     roi_head=dict(

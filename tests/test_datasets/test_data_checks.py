@@ -185,3 +185,22 @@ def test_wrong_class_list_stops_training_at_start(shapes_root, tmp_path):
         Runner.from_cfg(cfg).train()
     for name in ('cat', 'ellipse', 'polygon', 'star', 'gear'):
         assert repr(name) in str(err.value)
+
+
+@pytest.mark.parametrize('path', MODEL_CONFIGS, ids=[osp.basename(p) for p in MODEL_CONFIGS])
+def test_every_config_reads_mmdet_data_layout(path):
+    """Data under ``data/<set>/``, relative to the repository, as in mmdet's configs;
+    no path outside it (a copy elsewhere is linked there or given on the command
+    line)."""
+    cfg = Config.fromfile(path)
+    sets = {'coco': 'data/coco/', 'cityscapes': 'data/cityscapes/', 'glas': 'data/glas_cc/',
+            'shapes': 'data/shapes/', 'phone': 'data/phone_recycling/'}
+    root = [v for k, v in sets.items() if k in osp.basename(path)]
+    assert len(root) == 1, path
+    for key, ds in _datasets(cfg):
+        assert ds.data_root == root[0], (key, ds.data_root)
+    for key in ('val_evaluator', 'test_evaluator'):
+        for metric in cfg[key] if isinstance(cfg[key], list) else [cfg[key]]:
+            for value in metric.values():
+                if isinstance(value, str) and value.startswith(('data/', '../', '/')):
+                    assert value.startswith(root[0]), (key, value)

@@ -307,6 +307,34 @@ def test_own_data_arguments_are_checked(argv, message, tmp_path, monkeypatch, ca
     assert re.search(message, f'{stop.value} {capsys.readouterr().err}')
 
 
+def test_glas_preset_finds_its_data_by_env_var_or_option(tmp_path, monkeypatch):
+    """``--dataset glas`` reads data/glas_cc, or the folder ``GLAS_CC_ROOT`` names;
+    ``--data-root`` overrides both; a folder without the data stops, naming both ways."""
+    import argparse
+    for name in ('env', 'option'):
+        (tmp_path / name / 'annotations').mkdir(parents=True)
+        (tmp_path / name / 'images').mkdir()
+        (tmp_path / name / 'annotations' / 'train.json').write_text('{}')
+
+    def root(data_root=None):
+        args = argparse.Namespace(dataset='glas', data_root=data_root, configs=None)
+        return exp['dataset_spec'](args)['root']
+
+    monkeypatch.delenv('GLAS_CC_ROOT', raising=False)
+    default = osp.join(REPO, 'data', 'glas_cc')
+    if osp.isdir(default):
+        assert root() == default
+    else:
+        with pytest.raises(SystemExit, match=f'not found at {default}.*GLAS_CC_ROOT=.*--data-root'):
+            root()
+    monkeypatch.setenv('GLAS_CC_ROOT', str(tmp_path / 'env'))
+    assert root() == str(tmp_path / 'env')
+    assert root(str(tmp_path / 'option')) == str(tmp_path / 'option')
+    monkeypatch.setenv('GLAS_CC_ROOT', str(tmp_path / 'absent'))
+    with pytest.raises(SystemExit, match='GlaS-cc not found at .*absent'):
+        root()
+
+
 def test_the_process_finishing_last_writes_the_paired_table(shapes_root, tmp_path,
                                                             monkeypatch):
     """Two processes share a seed (``--models baseline`` and ``--models gan``): the

@@ -59,19 +59,19 @@ def test_tables_name_the_environments():
 
 
 def test_configs_of_two_spellings_of_one_data_root_compare_equal(tmp_path):
-    """``<checkout>/../shared/...`` (older runs, other checkouts) and the normalised root
+    """``<checkout>/../data/...`` (older runs, other checkouts) and the normalised root
     are one dataset; another root, or a relative path, is still a difference."""
     def config(name, root):
         path = tmp_path / f'{name}.py'
         path.write_text(f'data_root = {root!r}\nann = {root + "a.json"!r}\n'
-                        "prefix = dict(img='images/')\nrel = '../shared/x/'\n")
+                        "prefix = dict(img='images/')\nrel = '../data/x/'\n")
         return comparable_config(str(path))
 
-    old = config('old', '/work/main/../shared/data/glas_cc/')
-    worktree = config('worktree', '/work/wt/./../shared/data/glas_cc/')
-    new = config('new', '/work/shared/data/glas_cc/')
+    old = config('old', '/home/user/repo/../data/glas_cc/')
+    worktree = config('worktree', '/home/user/wt/./../data/glas_cc/')
+    new = config('new', '/home/user/data/glas_cc/')
     assert old == worktree == new
-    assert new['data_root'] == '/work/shared/data/glas_cc/'
-    assert new['rel'] == '../shared/x/' and new['prefix'] == dict(img='images/')
-    other = config('other', '/work/main/../other/glas_cc/')
+    assert new['data_root'] == '/home/user/data/glas_cc/'
+    assert new['rel'] == '../data/x/' and new['prefix'] == dict(img='images/')
+    other = config('other', '/home/user/repo/../other/glas_cc/')
     assert 'data_root' in config_difference(old, other, 'old', 'other')

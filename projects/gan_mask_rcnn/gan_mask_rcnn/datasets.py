@@ -2,7 +2,7 @@
 
 Every config's datasets are one of these mmdet ``CocoDataset`` s: ``ShapesDataset``
 (the synthetic set of ``tools/generate_shapes.py``), ``GlaSDataset`` (GlaS in COCO
-form, ``../shared/data/glas_cc``), ``CheckedCocoDataset`` (COCO 2017, the phone
+form, ``data/glas_cc``), ``CheckedCocoDataset`` (COCO 2017, the phone
 set, a user's own COCO file) and ``CheckedCityscapesDataset``. Before training
 they stop, instead of a stack trace from deep inside mmengine or a silent wrong
 run, on:
@@ -168,6 +168,8 @@ class GlaSDataset(CheckedCocoDataset):
     """GlaS gland segmentation (MICCAI 2015) in COCO form, one class ``gland``."""
 
     METAINFO = dict(classes=('gland', ), palette=[(220, 20, 60)])
-    HOW_TO_GET = ('GlaS-cc ships beside this repository in ../shared/data/glas_cc; '
-                  'from the original GlaS release convert it with '
-                  'python tools/dataset_converters/glas_to_coco.py <glas_dir> <out_dir>.')
+    HOW_TO_GET = ('Put GlaS-cc (images/, annotations/{train,test}.json) in data/glas_cc, '
+                  'or link an existing copy there (ln -s <folder> data/glas_cc); from the '
+                  'original GlaS release: put it in data/glas_cc/images and run python '
+                  'tools/dataset_converters/glas_to_coco.py data/glas_cc/images '
+                  'data/glas_cc/annotations.')

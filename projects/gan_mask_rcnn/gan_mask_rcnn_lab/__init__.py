@@ -2,7 +2,7 @@
 
 Experiment bookkeeping (``mim_runs``, ``run_records``, ``experiment_tables``,
 ``model_comparison``, ``comparison_plots``) and data tools (``synthetic_shapes``,
-``instance_masks_to_coco``, ``glas_to_coco``). It imports ``gan_mask_rcnn``; the
+``instance_masks_to_coco``, ``glas_to_coco``, ``data_roots``). It imports ``gan_mask_rcnn``; the
 package never imports it, so configs and users of the registered modules do not
 pull in SciPy, the plots or the converters.
 """

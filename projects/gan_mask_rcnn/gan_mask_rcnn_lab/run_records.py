@@ -59,7 +59,7 @@ def map_strings(obj, fn):
 
 def normalize_path(text: str) -> str:
     """``text`` with ``.``/``..`` segments resolved if it is an absolute path that has
-    them (``/a/repo/../shared/x/`` -> ``/a/shared/x/``, trailing separator kept);
+    them (``/a/repo/../data/x/`` -> ``/a/data/x/``, trailing separator kept);
     any other string as it is."""
     if not osp.isabs(text) or not ({'.', '..'} & set(text.split(os.sep))):
         return text
@@ -69,7 +69,7 @@ def normalize_path(text: str) -> str:
 def comparable_config(cfg_file: str, old: str = '', new: str = '') -> dict:
     """The run config in ``cfg_file`` as a dict that two runs of the same config share:
     paths into the run's work dir ``old`` replaced by ``new``, absolute paths
-    normalised (data roots written as ``<checkout>/../shared/...`` by two checkouts
+    normalised (data roots written as ``<checkout>/../data/...`` by two checkouts
     of the repository, or before run_experiment normalised them, are one root), and
     without the keys that mmdet's tools/train.py sets from its command line when
     MMEngine's runner re-dumps the config (``work_dir``, ``launcher``, ``resume``;
