@@ -16,14 +16,19 @@ test: setup
 data: setup
 	$(PY) tools/generate_shapes.py --out data/shapes
 
-# The prepared GPU check (tools/gpu_check.sh): `gpu-check-prepare` here fills gpu_carry/,
-# `gpu-check` runs on the GPU machine, `gpu-check-cpu` runs the same steps on this CPU.
-.PHONY: gpu-check-prepare gpu-check gpu-check-cpu
-gpu-check-prepare: setup
+# The prepared GPU check (tools/gpu_check.sh): `gpu-check-prepare` fills gpu_carry/ (pip
+# only, no .venv), `gpu-check` runs on the GPU machine, `gpu-check-rehearsal` builds a
+# replica of the GPU image's Python and runs the check from gpu_carry/ in it with no
+# package index, `gpu-check-cpu` runs the steps in .venv.
+.PHONY: gpu-check-prepare gpu-check gpu-check-rehearsal gpu-check-cpu
+gpu-check-prepare:
 	bash tools/gpu_check.sh prepare
 
 gpu-check:
 	bash tools/gpu_check.sh run
+
+gpu-check-rehearsal: gpu-check-prepare
+	bash tools/gpu_check.sh rehearse $(GPU_CHECK_ARGS)
 
 gpu-check-cpu: setup
 	bash tools/gpu_check.sh run --device cpu

@@ -3,6 +3,7 @@
 Metadata lives in setup.cfg. A ``CUDAExtension`` (CPU + CUDA kernels) is built when
 torch was built with CUDA and a toolkit is found (or ``FORCE_CUDA=1``); otherwise a
 ``CppExtension`` with the CPU kernel only, so a machine without a GPU still installs.
+``GMR_PTXAS_VERBOSE=1`` makes ptxas print each CUDA kernel's registers and spills.
 """
 import glob
 import os
@@ -30,10 +31,13 @@ def make_extension():
         or os.getenv('FORCE_CUDA', '0') == '1'
     if with_cuda:
         sources += sorted(glob.glob(osp.join(CSRC, 'cuda', '*.cu')))
+        nvcc_flags = ['-O3', '-std=c++17']
+        if os.getenv('GMR_PTXAS_VERBOSE', '0') == '1':
+            nvcc_flags.append('-Xptxas=-v')
         return [CUDAExtension(
             'gan_mask_rcnn.ops._C', sources, include_dirs=include_dirs,
             define_macros=[('WITH_CUDA', None)], extra_link_args=link_flags,
-            extra_compile_args={'cxx': cxx_flags, 'nvcc': ['-O3', '-std=c++17']})]
+            extra_compile_args={'cxx': cxx_flags, 'nvcc': nvcc_flags})]
     return [CppExtension(
         'gan_mask_rcnn.ops._C', sources, include_dirs=include_dirs,
         extra_compile_args={'cxx': cxx_flags})]

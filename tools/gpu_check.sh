@@ -1,36 +1,44 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 34, item 4), for a bare machine with python3, torch
-# with CUDA and nvcc, and no package registry. Two halves:
+# The prepared GPU check, for a bare GPU machine with python3, torch with CUDA, nvcc
+# and ninja, and no package index. Three commands:
 #
-#   tools/gpu_check.sh prepare   # here, with a registry: fill gpu_carry/ (<= 56 MiB)
-#   tools/gpu_check.sh run       # there, from the repository root, gpu_carry/ beside it
+#   tools/gpu_check.sh prepare     # with a package index: fill gpu_carry/
+#   tools/gpu_check.sh run         # on the GPU machine, gpu_carry/ beside the checkout
+#   tools/gpu_check.sh rehearse    # on a CPU: `run`'s install, builds, tests and trainings
+#                                  # in a replica of the GPU image's Python (no index)
 #
-# `prepare` downloads, for the GPU machine's Python (GPU_PY_VERSION, 3.12) on x86-64:
-# wheels of mmengine, mmdet, pycocotools, faster-coco-eval and those of their
-# requirements that the machine's image lacks, the mmcv sdist (built there with its
-# CUDA ops), and setuptools 80.9 for an image whose setuptools lacks pkg_resources
-# (mmcv's setup.py and mmengine import it). It then names what the machine itself must provide.
+# `prepare` downloads, for the GPU machine's Python (GPU_PY_VERSION, default 3.12) on
+# x86-64, the wheels of mmengine, mmdet, pycocotools and faster-coco-eval and of those
+# requirements the GPU image lacks (GPU_CARRY_WHEELS overrides the list), the mmcv
+# sdist (built there with its CUDA ops) and setuptools 80.9 for an image whose
+# setuptools lacks pkg_resources. It needs no virtualenv: pip reads the sdist's
+# metadata with that setuptools pinned. It stops when the folder outgrows
+# GPU_CARRY_LIMIT_MIB (default 56).
+#
 # `run` installs them under a temporary folder, builds mmcv and the project for the
-# local GPU, runs the CUDA tests, the PrRoIPool benchmark, baseline and GAN trainings
-# (fp32 and --amp), a resume and an NCCL launch within 9 minutes, prints one table
-# and writes it with the logs to $OUT (tools/gpu_check/run_check.py; its options
-# follow `run`). On a CPU machine:
+# local GPU, runs the CUDA tests, trainings, a resume and an NCCL launch, then the
+# PrRoIPool benchmark and the timed GAN / baseline runs, within a budget, and writes
+# one table and the logs to $OUT (tools/gpu_check/run_check.py; its options follow
+# `run`: --dry-run prints the steps and the estimate, --device cpu runs the steps in
+# the current environment).
 #
-#   tools/gpu_check.sh run --dry-run        # the steps and their commands
-#   tools/gpu_check.sh run --device cpu     # the same steps on CPU (.venv), 2 iterations
+# `rehearse` builds the replica (tools/gpu_check/replica.sh) and runs
+# `run --device cpu --from-carry` in it with PIP_NO_INDEX=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARRY="${GPU_CARRY:-$ROOT/gpu_carry}"
 PY_VERSION="${GPU_PY_VERSION:-3.12}"
-CARRY_LIMIT_MIB=56  # the device tool carries 64 MiB with the working tree
-# The image lacks these (its pip list has matplotlib, numpy, opencv, scipy, rich, tqdm,
-# pyyaml, pillow, six, packaging); versions as in requirements/pinned.txt where pinned.
-WHEELS=(mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.8 faster-coco-eval==1.8.0
-        addict==2.4.0 termcolor==3.3.0 yapf==0.43.0 platformdirs==4.14.9
-        shapely==2.2.0 terminaltables==3.1.10)
+LIMIT_MIB="${GPU_CARRY_LIMIT_MIB:-56}"
+# What the GPU image lacks of the stack's requirements (its own list names numpy,
+# opencv-python-headless, scipy, matplotlib, pillow, pyyaml, rich, tqdm, six,
+# packaging, filelock, tensorboard, pytest, ninja); requirements/pinned.txt's versions
+# where pinned there.
+read -r -a WHEELS <<< "${GPU_CARRY_WHEELS:-mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.8
+  faster-coco-eval==1.8.0 addict==2.4.0 termcolor==3.3.0 yapf==0.43.0 platformdirs==4.14.9
+  shapely==2.2.0 terminaltables==3.1.10}"
 MMCV=mmcv==2.1.0
-FALLBACK=(setuptools==80.9.0)
+SETUPTOOLS=setuptools==80.9.0
 
 download() {  # download DIR SPEC...: wheels for the GPU machine's Python, no dependencies
   local dir="$1"; shift
@@ -42,39 +50,52 @@ download() {  # download DIR SPEC...: wheels for the GPU machine's Python, no de
 }
 
 prepare() {
-  # pip reads the sdist's metadata by running mmcv's setup.py, which imports torch
-  local sdist_py="${GPU_CHECK_SDIST_PYTHON:-$ROOT/.venv/bin/python}"
+  local constraint
   rm -rf "$CARRY"
   mkdir -p "$CARRY/setuptools-fallback"
   echo "[gpu-check] wheels for Python $PY_VERSION -> $CARRY"
   download "$CARRY" "${WHEELS[@]}"
-  download "$CARRY/setuptools-fallback" "${FALLBACK[@]}"
-  echo "[gpu-check] $MMCV sdist (metadata read with $sdist_py)"
-  "$sdist_py" -m pip download -q --no-deps --disable-pip-version-check --no-binary=:all: \
-    --no-build-isolation -d "$CARRY" "$MMCV"
+  download "$CARRY/setuptools-fallback" "$SETUPTOOLS"
+  echo "[gpu-check] $MMCV sdist (its setup.py needs pkg_resources: $SETUPTOOLS)"
+  constraint="$(mktemp)"
+  echo "$SETUPTOOLS" > "$constraint"
+  PIP_CONSTRAINT="$constraint" python3 -m pip download -q --no-deps \
+    --disable-pip-version-check --no-binary=:all: -d "$CARRY" "$MMCV"
+  rm -f "$constraint"
+  ls -l "$CARRY" "$CARRY/setuptools-fallback" | grep -v '^total'
   local bytes
   bytes="$(du -sb "$CARRY" | cut -f1)"
-  ls -l "$CARRY" "$CARRY/setuptools-fallback" | grep -v '^total'
-  python3 "$ROOT/tools/gpu_check/carry.py" --carried-only "$CARRY"
-  echo "[gpu-check] $CARRY: $((bytes / 1024)) KiB in all (limit ${CARRY_LIMIT_MIB} MiB)"
-  if (( bytes > CARRY_LIMIT_MIB * 1024 * 1024 )); then
-    echo "[gpu-check] $CARRY is over ${CARRY_LIMIT_MIB} MiB: carry less" >&2
+  echo "[gpu-check] $CARRY: $((bytes / 1024)) KiB in all (limit ${LIMIT_MIB} MiB)"
+  if (( bytes > LIMIT_MIB * 1024 * 1024 )); then
+    echo "[gpu-check] $CARRY is over ${LIMIT_MIB} MiB: carry less (GPU_CARRY_WHEELS)" >&2
     exit 1
   fi
 }
 
 run() {
   local py=python3
-  if [[ " $* " == *" --device cpu "* ]]; then
+  if [[ " $* " == *" --device cpu "* && " $* " != *" --from-carry "* ]]; then
     py="${GPU_CHECK_PYTHON:-$ROOT/.venv/bin/python}"
   fi
   cd "$ROOT"
   exec "$py" "$ROOT/tools/gpu_check/run_check.py" --carry "$CARRY" "$@"
 }
 
+rehearse() {
+  local replica
+  replica="$(bash "$ROOT/tools/gpu_check/replica.sh")"
+  cd "$ROOT"
+  PIP_NO_INDEX=1 exec "$replica/bin/python" "$ROOT/tools/gpu_check/run_check.py" \
+    --carry "$CARRY" --device cpu --from-carry --budget "${GPU_REHEARSAL_BUDGET:-3600}" \
+    --wheel-cache "${GMR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gan_mask_rcnn}/rehearsal-wheels" \
+    "$@"
+}
+
 case "${1:-}" in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 prepare | run [--dry-run] [--device cpu] [run_check.py options]" >&2
+  rehearse) shift; rehearse "$@" ;;
+  *) echo "usage: $0 prepare | run [--dry-run] [--device cpu] [run_check.py options]" \
+          "| rehearse [run_check.py options]" >&2
      exit 2 ;;
 esac

@@ -1,21 +1,21 @@
-"""tools/gpu_check: the plan, the step runner, the table and the carry check.
+"""tools/gpu_check: the plan, the step runner, the table and the install checks.
 
 Fast and offline: no GPU, no carry folder, no training (the whole check runs on a
-CPU with ``tools/gpu_check.sh run --device cpu``).
+CPU with ``tools/gpu_check.sh run --device cpu``, and from the carry in a replica of
+the GPU image with ``tools/gpu_check.sh rehearse``).
 """
 import json
 import math
 import os
 import os.path as osp
+import re
 import sys
-import tarfile
+import threading
 import time
-import zipfile
 
 import pytest
 
-from conftest import REPO
-
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(REPO, 'tools', 'gpu_check'))
 import carry  # noqa: E402
 import plan  # noqa: E402
@@ -38,7 +38,7 @@ def test_pytest_summary_counts(line, counts):
 def test_pytest_without_summary_is_empty_and_fails(tmp_path):
     step = plan.Step('cuda-tests', kind='pytest')
     assert report.parse_pytest_summary('ImportError: no module named mmcv\n') == {}
-    result = run_check.read_result(step, 4, 'ImportError: no module named mmcv\n', 3.0)
+    result = report.read_result(step, 4, 'ImportError: no module named mmcv\n', 3.0)
     assert result.status == report.FAIL and 'no pytest summary' in result.numbers
 
 
@@ -90,12 +90,12 @@ def test_train_result_checks_the_expected_facts(tmp_path):
                                        start_iter=0, end_iter=4)))
     step = plan.Step('launch-nccl', kind='train', probe=str(probe),
                      expect=dict(backend='nccl', end_iter=4))
-    result = run_check.read_result(step, 0, '', 10.0)
+    result = report.read_result(step, 0, '', 10.0)
     assert result.status == report.FAIL and "got {'backend': 'gloo'}" in result.numbers
     step.expect = dict(backend='gloo', end_iter=4)
-    assert run_check.read_result(step, 0, '', 10.0).status == report.OK
+    assert report.read_result(step, 0, '', 10.0).status == report.OK
     missing = plan.Step('train-gan-fp32', kind='train', probe=str(tmp_path / 'none.json'))
-    result = run_check.read_result(missing, 1, 'Traceback\nRuntimeError: CUDA error\n', 5.0)
+    result = report.read_result(missing, 1, 'Traceback\nRuntimeError: CUDA error\n', 5.0)
     assert result.status == report.FAIL and 'CUDA error' in result.numbers
 
 
@@ -108,33 +108,87 @@ def _alive(pid):
         return f.read().split(')')[-1].split()[0] != 'Z'
 
 
+def _run(steps, tmp_path, seconds=60, **kw):
+    out, logs = tmp_path / 'out', tmp_path / 'logs'
+    out.mkdir(exist_ok=True), logs.mkdir(exist_ok=True)
+    return run_check.run_steps(steps, dict(os.environ), time.monotonic() + seconds, str(logs),
+                               str(out), **kw), out
+
+
 def test_steps_record_failure_timeout_and_skip(tmp_path):
     pid_file = tmp_path / 'child.pid'
     steps = [plan.Step('fails', 'echo first; echo why it failed; exit 3'),
              plan.Step('hangs', f'sleep 60 & echo $! > {pid_file}; wait', cap=1),
              plan.Step('not-here', 'true', skip='needs CUDA')]
-    out, logs = tmp_path / 'out', tmp_path / 'logs'
-    out.mkdir(), logs.mkdir()
-    deadline = time.monotonic() + 60
-    fails, hangs, skipped = run_check.run_steps(steps, dict(os.environ), deadline, str(logs),
-                                                str(out))
+    (fails, hangs, skipped), out = _run(steps, tmp_path)
     assert (fails.status, fails.numbers) == (report.FAIL, 'rc 3: why it failed')
     assert hangs.status == report.TIMEOUT
     assert not _alive(int(pid_file.read_text()))  # its whole process group went
     assert (skipped.status, skipped.numbers) == (report.SKIP, 'needs CUDA')
-    build_log = (out / 'build.log').read_text()
-    assert '===== fails: FAIL' in build_log and 'why it failed' in build_log
-    late = run_check.run_steps([plan.Step('late', 'true')], dict(os.environ),
-                               time.monotonic() + 1, str(logs), str(out))
+    log = (out / 'setup.log').read_text().splitlines()
+    assert '[fails] why it failed' in log and log[0].startswith('[fails] $ echo first')
+    late, _ = _run([plan.Step('late', 'true')], tmp_path, seconds=1)
     assert late[0].status == report.SKIP and 'no time left' in late[0].numbers
 
 
-def test_log_keeps_the_end_under_its_cap(tmp_path, monkeypatch):
-    monkeypatch.setattr(run_check, 'LOG_CAP', 1000)
-    path = tmp_path / 'x.log'
-    run_check.append_log(str(path), 'step', 'a' * 5000 + 'THE END')
-    text = path.read_text()
-    assert len(text) <= 1000 and text.rstrip().endswith('THE END')
+def test_a_failed_step_skips_what_needs_it_at_once(tmp_path):
+    steps = [plan.Step('build', 'exit 1'),
+             plan.Step('tests', 'sleep 30', needs=['build'], cap=30),
+             plan.Step('after-tests', 'sleep 30', needs=['tests'], cap=30),
+             plan.Step('free', 'echo free')]
+    start = time.monotonic()
+    (build, tests, after, free), _ = _run(steps, tmp_path)
+    assert time.monotonic() - start < 10
+    assert (tests.status, tests.numbers) == (report.SKIP, 'needs build (FAIL)')
+    assert (after.status, after.numbers) == (report.SKIP, 'needs tests (skip)')
+    assert free.status == report.OK
+
+
+def test_a_step_left_out_in_this_mode_does_not_skip_what_needs_it(tmp_path):
+    steps = [plan.Step('build', skip=f'{plan.NOT_IN_MODE}: the current environment is used'),
+             plan.Step('tests', 'true', needs=['build'])]
+    (_, tests), _ = _run(steps, tmp_path)
+    assert tests.status == report.OK
+
+
+def test_a_missing_program_skips_its_step_with_one_line(tmp_path):
+    steps = [plan.Step('build-mmcv', 'true', tools=['no-such-nvcc-xyz', 'sh'])]
+    (build,), _ = _run(steps, tmp_path)
+    assert (build.status, build.numbers) == (report.SKIP, 'needs no-such-nvcc-xyz on PATH')
+
+
+def test_a_running_step_lines_are_in_out_at_once_and_progress_is_printed(tmp_path):
+    # the step reads its own line back from $OUT before it ends
+    steps = [plan.Step('s', 'echo marker; sleep 1; grep -c "^\\[s\\] marker$" '
+                       f'{tmp_path}/out/tests.log', log='tests.log')]
+    seen = []
+    (result,), out = _run(steps, tmp_path, on_result=seen.append)
+    assert result.status == report.OK and result.numbers == '1'
+    assert [r.name for r in seen] == ['s']
+
+
+def test_steps_beside_each_other_and_alone(tmp_path):
+    stamp = f'date +%s.%N >> {tmp_path}/'
+    steps = [plan.Step('a', f'{stamp}a; sleep 1; {stamp}a'),
+             plan.Step('b', f'{stamp}b; sleep 1; {stamp}b', log='other.log'),
+             plan.Step('timed', f'{stamp}t; sleep 0.2; {stamp}t', alone=True),
+             plan.Step('c', f'{stamp}c; {stamp}c')]
+    results, _ = _run(steps, tmp_path)
+    assert [r.status for r in results] == [report.OK] * 4
+    span = {n: [float(x) for x in (tmp_path / n).read_text().split()] for n in 'abtc'}
+    assert span['b'][0] < span['a'][1]                       # a and b overlap
+    assert span['t'][0] >= max(span['a'][1], span['b'][1])   # alone: after both
+    assert span['c'][0] >= span['t'][1]                      # and nothing beside it
+
+
+def test_log_keeps_the_end_past_its_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_check, 'LOG_CAP', 3000)
+    monkeypatch.setattr(run_check, 'TAIL_BYTES', 1000)
+    monkeypatch.setattr(run_check, 'TAIL_LINES', 3)
+    (result,), out = _run([plan.Step('s', 'seq 1 2000; echo THE END')], tmp_path)
+    text = (out / 'setup.log').read_text()
+    assert len(text) < 4000 and text.rstrip().endswith('[s] THE END')
+    assert 'lines left out' in text
 
 
 def _names(steps, skipped):
@@ -148,52 +202,117 @@ def test_cuda_plan_builds_for_the_local_arch_and_launches_nccl():
     mmcv = by_name['build-mmcv']
     assert mmcv.env == dict(FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST='9.0', MMCV_WITH_OPS='1',
                             MAX_JOBS='16')
-    assert mmcv.with_next and by_name['build-project'].env['TORCH_CUDA_ARCH_LIST'] == '9.0'
-    assert '--amp' in by_name['train-gan-amp'].cmd and 'gan_30.py' in by_name['train-gan-amp'].cmd
+    assert mmcv.tools == ['nvcc', 'ninja'] and mmcv.needs == ['install-carry']
+    project = by_name['build-project']
+    assert project.env['TORCH_CUDA_ARCH_LIST'] == '9.0' and project.env['GMR_PTXAS_VERBOSE'] == '1'
+    assert '--amp' in by_name['train-gan-amp'].cmd and 'gan_4.py' in by_name['train-gan-amp'].cmd
+    assert 'gan_30.py' in by_name['train-gan-fp32'].cmd and by_name['train-gan-fp32'].alone
     launch = by_name['launch-nccl']
     assert '--nproc_per_node 1' in launch.cmd and '--launcher pytorch' in launch.cmd
     assert launch.expect['backend'] == 'nccl' and launch.expect['world_size'] == 1
     assert by_name['resume-gan'].expect == dict(start_iter=4, end_iter=8)
+    assert '--noconftest' in by_name['op-tests'].cmd and by_name['op-tests'].needs == [
+        'build-project']
+
+
+def test_cuda_plan_order_estimate_and_out_files():
+    steps = plan.build_plan('cuda', 'python3', '/c', '/w', '9.0', iters=30)
+    times = plan.schedule(steps)
+    assert set(times) == {s.name for s in steps}
+    first_run = ['model-tests', 'train-baseline-amp', 'train-gan-amp', 'resume-gan',
+                 'launch-nccl']
+    builds_end = max(times['build-mmcv'][1], times['build-project'][1])
+    assert all(times[n][0] >= builds_end for n in first_run)
+    assert times['op-tests'][0] < times['build-mmcv'][1]  # the op's tests while mmcv builds
+    timed = ['benchmark', 'train-baseline-fp32', 'train-gan-fp32']
+    assert min(times[n][0] for n in timed) >= max(times[n][1] for n in first_run)
+    for a in steps:  # steps side by side write to distinct logs ... or are prefixed
+        for b in steps:
+            if a.alone and a is not b:
+                assert not (times[b.name][0] < times[a.name][1] and
+                            times[a.name][0] < times[b.name][1])
+    assert plan.estimate_seconds(steps) <= 480
+    assert len({s.log for s in steps}) + 2 <= 8  # $OUT brings back 8 files
 
 
 def test_cpu_plan_skips_what_needs_cuda_or_the_carry(tmp_path):
     steps = plan.build_plan('cpu', 'python', str(tmp_path / 'absent'), '/w', '', iters=2)
     assert _names(steps, skipped=True) == [
-        'carry-check', 'install-wheels', 'build-mmcv', 'build-project', 'benchmark',
-        'train-baseline-amp', 'train-gan-amp']
+        'install-carry', 'build-project', 'build-mmcv', 'train-baseline-amp', 'train-gan-amp']
+    assert all(s.skip.startswith(plan.NOT_IN_MODE) for s in steps if s.skip)
     launch = next(s for s in steps if s.name == 'launch-gloo')
     assert '--nproc_per_node 2' in launch.cmd and launch.expect['world_size'] == 2
+    rehearsal = plan.build_plan('cpu', 'python', '/c', '/w', '', iters=2, from_carry=True,
+                                wheels='/cache')
+    by_name = {s.name: s for s in rehearsal}
+    assert _names(rehearsal, skipped=True) == ['train-baseline-amp', 'train-gan-amp']
+    assert 'FORCE_CUDA' not in by_name['build-mmcv'].env and by_name['build-mmcv'].tools == [
+        'ninja']
+    assert '-w /cache' in by_name['build-mmcv'].cmd
     with pytest.raises(ValueError, match="device must be 'cuda' or 'cpu', got 'gpu'"):
         plan.build_plan('gpu', 'python', '/c', '/w', '', iters=2)
 
 
-def _wheel(folder, name, version, requires):
-    path = folder / f'{name}-{version}-py3-none-any.whl'
-    with zipfile.ZipFile(path, 'w') as zf:
-        zf.writestr(f'{name}-{version}.dist-info/METADATA', 'Metadata-Version: 2.1\n'
-                    f'Name: {name}\n' + ''.join(f'Requires-Dist: {r}\n' for r in requires))
-        # a vendored package's metadata must not count
-        zf.writestr(f'{name}/_vendor/x-1.dist-info/METADATA', 'Requires-Dist: vendored\n')
+def _fake_carry(folder, tag='cp312'):
+    folder.mkdir()
+    (folder / f'shapely-2.2.0-{tag}-{tag}-manylinux_2_17_x86_64.whl').write_bytes(b'')
+    (folder / 'mmengine-0.10.7-py3-none-any.whl').write_bytes(b'')
+    (folder / 'mmcv-2.1.0.tar.gz').write_bytes(b'')
+    return folder
 
 
-def _sdist(folder, name, version, requires):
-    src = folder / 'src' / f'{name}-{version}' / 'requirements'
-    src.mkdir(parents=True)
-    (src / 'runtime.txt').write_text('\n'.join(requires) + '\n')
-    with tarfile.open(folder / f'{name}-{version}.tar.gz', 'w:gz') as tf:
-        tf.add(folder / 'src' / f'{name}-{version}', arcname=f'{name}-{version}')
+@pytest.mark.parametrize('case, message', [
+    ('absent', 'no gpu_carry/ at'),
+    ('empty', 'gpu_carry/ holds no wheels or no mmcv sdist: run tools/gpu_check.sh prepare'),
+    ('cp27', 'holds wheels for cp27, this Python is cp312: run GPU_PY_VERSION=3.12 '
+             'tools/gpu_check.sh prepare'),
+])
+def test_bad_carry_stops_within_seconds_naming_the_fix(tmp_path, case, message):
+    carry_dir = tmp_path / 'gpu_carry'
+    if case == 'empty':
+        carry_dir.mkdir()
+    elif case == 'cp27':
+        _fake_carry(carry_dir, 'cp27')
+    assert message in run_check.carry_problem(str(carry_dir), 'cp312')
+    assert run_check.carry_problem(str(_fake_carry(tmp_path / 'ok')), 'cp312') is None
+    start = time.monotonic()
+    with pytest.raises(SystemExit, match=r'\[gpu-check\] .*' + re.escape(message.split(',')[0])):
+        run_check.main(['--device', 'cpu', '--from-carry', '--carry', str(carry_dir),
+                        '--out', str(tmp_path / 'out')])
+    assert time.monotonic() - start < 5
 
 
-def test_carry_check_names_each_unmet_requirement(tmp_path):
-    pytest.importorskip('packaging')
-    _wheel(tmp_path, 'top', '1.0', ['low_dep>=2', 'opencv-python>=3', 'nose; extra == "test"',
-                                    'old; python_version < "3.0"', 'there'])
-    _wheel(tmp_path, 'low_dep', '1.5', [])
-    _sdist(tmp_path, 'mmcv', '2.1.0', ['addict', 'yapf', '# a comment'])
-    installed = {'opencv-python-headless': '4.10.0', 'there': '1', 'yapf': '0.43'}.get
-    assert carry.check(str(tmp_path), installed) == [
-        'low_dep>=2: found low_dep 1.5 (needed by top-1.0-py3-none-any.whl)',
-        'addict: neither carried nor installed (needed by mmcv-2.1.0.tar.gz)']
+def test_cuda_without_a_gpu_stops_naming_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_check, 'cuda_arch', lambda python: '')
+    monkeypatch.setattr(run_check, 'carry_problem', lambda *a: None)
+    with pytest.raises(SystemExit, match='sees no CUDA GPU: on a machine without one, run '
+                                         'with --device cpu'):
+        run_check.main(['--out', str(tmp_path / 'out')])
+
+
+def test_dry_run_prints_the_steps_and_the_estimate(capsys):
+    run_check.main(['--dry-run'])
+    out = capsys.readouterr().out
+    assert '[build-mmcv] ~270 s' in out and 'needs install-carry' in out
+    estimate = float(out.split('estimate: ')[1].split()[0])
+    assert estimate <= 480
+
+
+def test_pip_check_keeps_broken_requirements_of_carried_packages():
+    output = ('mmengine 0.10.7 requires opencv-python, which is not installed.\n'
+              'mmdet 3.3.0 requires shapely, which is not installed.\n'
+              'jax 0.11.2 requires ml-dtypes, which is not installed.\n'
+              'mmcv 2.1.0 has requirement numpy<2, but you have numpy 2.5.2.\n')
+    carried = {'mmengine', 'mmdet', 'mmcv'}
+    lines = carry.broken_requirements(output, carried, {'opencv-python-headless'}.__contains__)
+    assert lines == ['mmdet 3.3.0 requires shapely, which is not installed.',
+                     'mmcv 2.1.0 has requirement numpy<2, but you have numpy 2.5.2.']
+    assert len(carry.broken_requirements(output, carried, lambda name: False)) == 3
+
+
+def test_carried_names(tmp_path):
+    _fake_carry(tmp_path / 'c')
+    assert carry.carried_names(str(tmp_path / 'c')) == {'shapely', 'mmengine', 'mmcv'}
 
 
 def test_import_failures_name_the_missing_module(tmp_path, monkeypatch):
@@ -201,6 +320,29 @@ def test_import_failures_name_the_missing_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     lines = carry.import_failures(['json', 'needs_absent'])
     assert len(lines) == 1 and "'absent_module_xyz' is missing" in lines[0]
+
+
+PTXAS = """ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function '_ZN13gan_mask_rcnn36_GLOBAL__N__81c2f8b8_4_k_cu_c36bde20\
+20coor_backward_kernelIffEEvPT_T0_' for 'sm_90'
+ptxas info    : Function properties for _ZN13gan_mask_rcnn20coor_backward_kernelIffEEvPT_T0_
+    24 bytes stack frame, 16 bytes spill stores, 8 bytes spill loads
+ptxas info    : Used 255 registers, used 1 barriers, 412 bytes cmem[0]
+ptxas info    : Compiling entry function '_Z3fooPf' for 'sm_90'
+ptxas info    : Function properties for _Z3fooPf
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 8 registers
+""".replace('\\\n', '')
+
+
+def test_ptxas_registers_per_kernel(monkeypatch):
+    monkeypatch.setattr(report, 'demangle', lambda names: names)
+    rows = report.ptxas_registers(PTXAS)
+    assert [(r['registers'], r['spill_stores'], r['spill_loads'], r['arch']) for r in rows] == [
+        (255, 16, 8, 'sm_90'), (8, 0, 0, 'sm_90')]
+    step = plan.Step('build-project', kind='build')
+    result = report.read_result(step, 0, PTXAS, 50.0)
+    assert result.numbers == '2 kernels, 1 spill (table below)'
 
 
 def test_train_config_r50_random_init_adversarial_at_once(tmp_path):
@@ -223,19 +365,25 @@ def test_train_config_r50_random_init_adversarial_at_once(tmp_path):
         train_config.parse_run('gan:x')
 
 
-def test_main_runs_groups_and_writes_the_table(tmp_path, monkeypatch):
-    steps = [plan.Step('first', 'sleep 0.2; echo A > a.txt', with_next=True),
+def test_main_runs_the_steps_and_writes_the_table(tmp_path, monkeypatch, capsys):
+    steps = [plan.Step('first', 'sleep 0.2; echo A > a.txt'),
              plan.Step('beside', 'echo B', log='tests.log'),
-             plan.Step('broken', 'echo no luck; exit 1')]
+             plan.Step('broken', 'echo no luck; exit 1'),
+             plan.Step('after-broken', 'true', needs=['broken'])]
     monkeypatch.setattr(run_check, 'build_plan', lambda *args: steps)
     monkeypatch.setattr(run_check, 'REPO', str(tmp_path))  # the steps' working dir
     out = tmp_path / 'out'
-    run_check.main(['--device', 'cpu', '--out', str(out), '--work', str(tmp_path / 'w')])
+    with pytest.raises(SystemExit, match='1 steps did not end ok: broken'):
+        run_check.main(['--device', 'cpu', '--out', str(out), '--work', str(tmp_path / 'w')])
     assert (tmp_path / 'a.txt').read_text() == 'A\n'
     table = (out / 'gpu_check.md').read_text()
     assert '| first | ok |' in table and '| beside | ok |' in table
     assert '| broken | FAIL |' in table and 'rc 1: no luck' in table
+    assert '| after-broken | skip | 0 | needs broken (FAIL) |' in table
     doc = json.loads((out / 'gpu_check.json').read_text())
-    assert [s['status'] for s in doc['steps']] == ['ok', 'ok', 'FAIL']
-    assert sorted(os.listdir(out)) == ['build.log', 'gpu_check.json', 'gpu_check.md',
+    assert [s['status'] for s in doc['steps']] == ['ok', 'ok', 'FAIL', 'skip']
+    assert sorted(os.listdir(out)) == ['gpu_check.json', 'gpu_check.md', 'setup.log',
                                        'tests.log']
+    progress = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith('[gpu-check ') and '] ' in line and ': ' in line]
+    assert len(progress) == 4

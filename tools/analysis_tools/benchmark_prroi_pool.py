@@ -1,22 +1,24 @@
 """Benchmark: this project's PrRoIPool against mmcv's PrRoIPool and RoIAlign.
 
-Forward + backward on Mask R-CNN shapes (2 x C x H x W features, RoIs of 32-256
-px, spatial scale 0.25), every op timed side by side in one run; medians of
-``--repeat`` runs after one warm-up (CUDA events on a GPU). One row per (RoIs,
-output size), ratios ``this / other`` (below 1: this op is faster):
+Mask R-CNN shapes (2 x C x H x W features, RoIs of 32-256 px, spatial scale 0.25),
+every op timed side by side in one run: medians of ``--repeat`` runs after one
+warm-up (CUDA events on a GPU). Each kernel is timed on its own, as autograd calls
+it, with the same inputs and upstream gradient for both implementations:
 
-* feature grad: gradient wrt the features only, this op / mmcv ``PrRoIPool``;
-* RoI grad: gradient wrt the features and the RoI coordinates (the GAN's box
-  path), this op / mmcv ``PrRoIPool``;
-* this op (feature grad) / ``roi_align`` (torchvision's if installed, else
-  mmcv's; sampling ratio 2, aligned), the op Mask R-CNN's heads use.
+* forward;
+* feature backward: the gradient wrt the features;
+* RoI backward: the gradient wrt the RoI coordinates (the GAN's box path);
 
-mmcv's PrRoIPool runs on CUDA only; on a CPU those columns read ``n/a``.
+one row per (RoIs, output size, pass) with this op's and mmcv's milliseconds and
+their ratio (below 1: this op is faster), plus this op's forward against
+``roi_align`` (torchvision's if installed, else mmcv's; sampling ratio 2, aligned),
+the op Mask R-CNN's heads use. mmcv's PrRoIPool runs on CUDA only; without it
+(a CPU, or no mmcv) its columns read ``n/a`` and this op's timings still print.
 
 Example::
 
-    python tools/analysis_tools/analysis_tools/benchmark_prroi_pool.py --device cuda   # 512 and 4096 RoIs
-    python tools/analysis_tools/analysis_tools/benchmark_prroi_pool.py --rois 512 --threads 1 2
+    python tools/analysis_tools/benchmark_prroi_pool.py --device cuda   # 512 and 4096 RoIs
+    python tools/analysis_tools/benchmark_prroi_pool.py --rois 512 --threads 1 2
 """
 import argparse
 import statistics
@@ -26,6 +28,8 @@ import torch
 
 from gan_mask_rcnn.ops import prroi_pool
 from gan_mask_rcnn_lab.markdown import markdown_table
+
+PASSES = ('forward', 'feature backward', 'RoI backward')
 
 
 def parse_args():
@@ -78,72 +82,79 @@ class Timer:
         return time.perf_counter() - t0
 
 
-def median_seconds(op, feats, rois, repeat, timer, roi_grad):
-    """Median seconds of forward + backward of ``op(feats, rois)``."""
-    times = []
-    for it in range(repeat + 1):
-        f = feats.detach().requires_grad_()
-        r = rois.detach().requires_grad_(roi_grad)
-
-        def step():
-            out = op(f, r)
-            out.backward(torch.ones_like(out))
-
-        seconds = timer(step)
-        if it:  # the first run warms up
-            times.append(seconds)
-    return statistics.median(times)
+def median_seconds(fn, repeat, timer):
+    """Median seconds of ``fn()`` over ``repeat`` runs after one warm-up."""
+    return statistics.median([timer(fn) for _ in range(repeat + 1)][1:])
 
 
-def other_ops(device, out, scale):
-    """mmcv's PrRoIPool (CUDA only, else None) and the roi_align to compare."""
-    mmcv_prroi = None
-    if device.type == 'cuda':
-        from mmcv.ops import PrRoIPool
-        mmcv_prroi = PrRoIPool(out, scale)
+def this_op_passes(feats, rois, out, scale):
+    """The three kernels of this op, as autograd calls them."""
+    ops = torch.ops.gan_mask_rcnn
+    output = prroi_pool(feats, rois, out, scale)
+    grad = torch.randn_like(output)
+    return {
+        'forward': lambda: ops.prroi_pool(feats, rois, out, out, scale),
+        'feature backward': lambda: ops.prroi_pool_backward(grad, rois, feats.shape, out, out,
+                                                            scale),
+        'RoI backward': lambda: ops.prroi_pool_coor_backward(grad, output, feats, rois, out,
+                                                             out, scale)}
+
+
+def mmcv_passes(feats, rois, out, scale):
+    """mmcv's three PrRoIPool kernels (CUDA only), or None without them."""
+    if not feats.is_cuda:
+        return None
+    try:
+        from mmcv.ops.prroi_pool import ext_module
+    except Exception as exc:  # noqa: BLE001 (any failure: this op's timings still print)
+        print(f'mmcv PrRoIPool unavailable ({type(exc).__name__}: {exc}): its columns read n/a')
+        return None
+    params = dict(pooled_height=out, pooled_width=out, spatial_scale=scale)
+    output = feats.new_zeros(rois.shape[0], feats.shape[1], out, out)
+    ext_module.prroi_pool_forward(feats, rois, output, **params)
+    grad = torch.randn_like(output)
+    grad_feats, grad_rois = torch.zeros_like(feats), torch.zeros_like(rois)
+    return {
+        'forward': lambda: ext_module.prroi_pool_forward(feats, rois, output, **params),
+        'feature backward': lambda: ext_module.prroi_pool_backward(
+            grad, rois, grad_feats.zero_(), **params),
+        'RoI backward': lambda: ext_module.prroi_pool_coor_backward(
+            output, grad, feats, rois, grad_rois.zero_(), **params)}
+
+
+def roi_align_forward(out, scale):
+    """(name, forward) of the roi_align that Mask R-CNN's heads use."""
     try:
         from torchvision.ops import roi_align
-        return mmcv_prroi, ('torchvision roi_align',
-                            lambda f, r: roi_align(f, r, out, scale, 2, True))
+        return 'torchvision roi_align', lambda f, r: roi_align(f, r, out, scale, 2, True)
     except ImportError:
         from mmcv.ops import roi_align
-        return mmcv_prroi, ('mmcv roi_align',
-                            lambda f, r: roi_align(f, r, out, scale, 2, 'avg', True))
+        return 'mmcv roi_align', lambda f, r: roi_align(f, r, out, scale, 2, 'avg', True)
 
 
-def ratio(ours, theirs):
-    if theirs is None:
-        return f'n/a ({ours * 1e3:.1f} ms / n/a)'
-    return f'{ours / theirs:.2f} ({ours * 1e3:.1f} / {theirs * 1e3:.1f} ms)'
+def ms_ratio(ours, theirs):
+    return ('n/a', 'n/a') if theirs is None else (f'{theirs * 1e3:.2f}', f'{ours / theirs:.2f}')
 
 
 def run(args, device):
     repeat = args.repeat or (20 if device.type == 'cuda' else 3)
     timer = Timer(device)
     rows, align_name = [], None
-    for num_rois in args.rois:
-        feats, rois = make_inputs(num_rois, args, device)
-        for out in args.sizes:
-            ours = lambda f, r, out=out: prroi_pool(f, r, out, args.scale)  # noqa
-            mmcv_prroi, (align_name, align) = other_ops(device, out, args.scale)
-            t = {}
-            for roi_grad in (False, True):
-                t['this', roi_grad] = median_seconds(ours, feats, rois, repeat, timer,
-                                                     roi_grad)
-                t['mmcv', roi_grad] = None if mmcv_prroi is None else median_seconds(
-                    mmcv_prroi, feats, rois, repeat, timer, roi_grad)
-            t['align'] = median_seconds(align, feats, rois, repeat, timer, False)
-            rows.append((num_rois, out, ratio(t['this', False], t['mmcv', False]),
-                         ratio(t['this', True], t['mmcv', True]),
-                         ratio(t['this', False], t['align'])))
+    with torch.no_grad():
+        for num_rois in args.rois:
+            feats, rois = make_inputs(num_rois, args, device)
+            for out in args.sizes:
+                ours = this_op_passes(feats, rois, out, args.scale)
+                theirs = mmcv_passes(feats, rois, out, args.scale)
+                align_name, align = roi_align_forward(out, args.scale)
+                t_align = median_seconds(lambda: align(feats, rois), repeat, timer)
+                for name in PASSES:
+                    t = median_seconds(ours[name], repeat, timer)
+                    t_mmcv = None if theirs is None else median_seconds(theirs[name], repeat,
+                                                                        timer)
+                    rows.append((num_rois, out, name, f'{t * 1e3:.2f}', *ms_ratio(t, t_mmcv),
+                                 f'{t / t_align:.2f}' if name == 'forward' else ''))
     return rows, align_name
-
-
-def print_table(rows, align_name, title):
-    print(f'\n{title}\n')
-    print(markdown_table(['RoIs', 'out', 'feature grad only: this / mmcv PrRoIPool',
-                          'with RoI grad: this / mmcv PrRoIPool',
-                          f'this / {align_name} (feature grad)'], rows))
 
 
 def main():
@@ -151,13 +162,14 @@ def main():
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
     print(f'torch {torch.__version__}, {name}, features (2, {args.channels}, '
-          f'{args.height}, {args.width}), spatial scale {args.scale}, forward + '
-          'backward, median ratio this / other (below 1: this op is faster)')
+          f'{args.height}, {args.width}), spatial scale {args.scale}, median ms per call')
     for threads in (args.threads or [torch.get_num_threads()]):
         torch.set_num_threads(threads)
         rows, align_name = run(args, device)
         title = device.type.upper() if device.type == 'cuda' else f'{threads} CPU thread(s)'
-        print_table(rows, align_name, title)
+        print(f'\n{title}\n')
+        print(markdown_table(['RoIs', 'out', 'pass', 'this op (ms)', 'mmcv PrRoIPool (ms)',
+                              'this / mmcv', f'this / {align_name}'], rows))
 
 
 if __name__ == '__main__':

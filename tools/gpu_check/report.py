@@ -5,8 +5,11 @@ Standard library only: the check imports it before anything is installed.
 """
 import json
 import math
+import os.path as osp
 import re
+import shutil
 import statistics
+import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -135,3 +138,123 @@ def to_json(results: List[StepResult], header: Dict) -> str:
         return value
     steps = [dict(asdict(r), seconds=round(r.seconds, 1)) for r in results]
     return json.dumps(clean(dict(header, steps=steps)), indent=1)
+
+
+def ptxas_registers(output: str) -> List[Dict]:
+    """Registers and spills of each kernel from nvcc's ``-Xptxas -v`` lines.
+
+    Reads ``Compiling entry function '_Z...' for 'sm_90'``, then that function's
+    ``N bytes stack frame, S bytes spill stores, L bytes spill loads`` and
+    ``Used R registers`` lines. Returns one dict per kernel: ``kernel`` (its
+    name, demangled where ``cu++filt`` or ``c++filt`` is found), ``arch``,
+    ``registers``, ``spill_stores``, ``spill_loads`` (bytes).
+    """
+    rows, current = [], None
+    for line in output.splitlines():
+        entry = re.search(r"Compiling entry function '(\w+)' for '(\w+)'", line)
+        if entry:
+            current = dict(kernel=entry.group(1), arch=entry.group(2))
+            rows.append(current)
+            continue
+        if current is None:
+            continue
+        spill = re.search(r'(\d+) bytes spill stores, (\d+) bytes spill loads', line)
+        if spill:
+            current.update(spill_stores=int(spill.group(1)), spill_loads=int(spill.group(2)))
+        used = re.search(r'Used (\d+) registers', line)
+        if used:
+            current['registers'] = int(used.group(1))
+    rows = [r for r in rows if 'registers' in r]
+    for row, name in zip(rows, demangle([r['kernel'] for r in rows])):
+        row['kernel'] = name
+    return rows
+
+
+def demangle(names: List[str]) -> List[str]:
+    """``coor_backward_kernel<float, float>`` for each mangled kernel name: its last
+    name and template arguments; the names as they are without a demangler."""
+    tool = shutil.which('cu++filt') or shutil.which('c++filt')
+    if not names or tool is None:
+        return names
+    try:
+        out = subprocess.run([tool], input='\n'.join(names), capture_output=True, text=True,
+                             timeout=30).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return names
+    if len(out) != len(names):
+        return names
+    short = []
+    for text in out:
+        text = re.sub(r'^void ', '', text).replace('c10::', '')
+        text = text[:text.rfind('(')] if text.endswith(')') else text
+        short.append(re.sub(r'^.*::(?=\w+<)', '', text) if '<' in text else text)
+    return short
+
+
+def read_result(step, rc: Optional[int], output: str, seconds: float) -> StepResult:
+    """The table row of a step (``plan.Step``) that ran (``rc`` None: stopped at its
+    time limit), from its whole output."""
+    last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), '')
+    if rc is None:
+        return StepResult(step.name, TIMEOUT, seconds,
+                          f'stopped after {seconds:.0f} s: {last}'[:200])
+    status, numbers, data = (OK if rc == 0 else FAIL), last[:200], {}
+    if step.kind == 'pytest':
+        data = parse_pytest_summary(output)
+        numbers = pytest_numbers(data) if data else f'no pytest summary: {last}'[:200]
+        if data.get('failed') or data.get('error') or not data:
+            status = FAIL
+    elif step.kind == 'bench':
+        data = {'table': markdown_lines(output)}
+        numbers = f"table below ({len(data['table'].splitlines())} lines)" if rc == 0 else numbers
+    elif step.kind == 'build':
+        data = {'kernels': ptxas_registers(output)}
+        if rc == 0 and data['kernels']:
+            spills = sum(k.get('spill_stores', 0) > 0 for k in data['kernels'])
+            numbers = f"{len(data['kernels'])} kernels, {spills} spill (table below)"
+    elif step.kind == 'train':
+        if not osp.exists(step.probe):
+            return StepResult(step.name, FAIL, seconds, f'no probe.json (rc {rc}): {last}'[:200])
+        with open(step.probe) as f:
+            data = summarize_probe(json.load(f))
+        numbers = train_numbers(data)
+        wrong = {k: data.get(k) for k, v in step.expect.items() if data.get(k) != v}
+        if wrong:
+            numbers += f'; expected {step.expect}, got {wrong}'
+        if wrong or not data['losses_finite']:
+            status = FAIL
+        for key in ('start_iter', 'end_iter', 'backend', 'model_wrapper'):
+            if key in step.expect:
+                numbers += f', {key} {data.get(key)}'
+    if status == FAIL and rc not in (0, None):
+        numbers = f'rc {rc}: {numbers}'
+    return StepResult(step.name, status, seconds, numbers, data)
+
+
+def write_report(results: List[StepResult], header: Dict, out: str) -> str:
+    """Write ``gpu_check.md`` and ``gpu_check.json`` into ``out``; return the Markdown:
+    the steps, the timed GAN / baseline ratio, the benchmark and the kernels' registers."""
+    by_name = {r.name: r for r in results}
+    rows = list(results)
+    if 'train-gan-fp32' in by_name:
+        rows.append(ratio_result('fp32', by_name.get('train-baseline-fp32'),
+                                 by_name['train-gan-fp32']))
+    facts = ', '.join(f'{k} {v}' for k, v in header.items())
+    text = f'GPU check, {facts}\n\n' + markdown_table(rows)
+    bench = by_name.get('benchmark')
+    if bench is not None and bench.data.get('table'):
+        text += '\n\nbenchmark (tools/analysis_tools/benchmark_prroi_pool.py):\n\n' + \
+            bench.data['table']
+    build = by_name.get('build-project')
+    if build is not None and build.data.get('kernels'):
+        lines = ['| kernel | arch | registers | spill stores (B) | spill loads (B) |',
+                 '|---|---|---|---|---|']
+        lines += [f"| {k['kernel']} | {k['arch']} | {k['registers']} | "
+                  f"{k.get('spill_stores', '-')} | {k.get('spill_loads', '-')} |"
+                  for k in build.data['kernels']]
+        text += '\n\nkernels (nvcc -Xptxas -v):\n\n' + '\n'.join(lines)
+    with open(osp.join(out, 'gpu_check.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(out, 'gpu_check.json'), 'w') as f:
+        f.write(to_json(rows, header))
+    return text

@@ -1,43 +1,51 @@
 """Run the GPU check's steps within a time budget; print and write one table.
 
-``tools/gpu_check.sh run`` calls this with the machine's ``python3``. Each step
-(``plan.py``) runs in its own process group under the smaller of its cap and the
-time left; a step that fails or runs out of time is recorded and the next one runs.
-Output goes to ``$OUT`` (or ``--out``): ``gpu_check.md`` (the table, rewritten after
-every step), ``gpu_check.json`` and five logs (``build``, ``tests``, ``bench``,
-``train``, ``resume_launch``). Standard library only. Examples::
+``tools/gpu_check.sh run`` calls this with the machine's ``python3``. The steps
+(``plan.py``) run in their own process groups, each under the smaller of its cap and
+the time left, as soon as what they need has ended ok; a step whose prerequisite
+failed, or whose program (nvcc, ninja) is missing, is skipped with one line. Every
+line a step prints goes at once, prefixed with its name, to its log in ``$OUT`` (or
+``--out``); ``gpu_check.md`` (the table) and ``gpu_check.json`` are rewritten after
+every step, and stdout gets one progress line per finished step, so a run stopped
+at any point leaves what it did. Bad input (no carry, a carry for another Python,
+no GPU with ``--device cuda``) stops within seconds with one line naming the fix.
+Standard library only. Examples::
 
     OUT=/tmp/out python3 tools/gpu_check/run_check.py --carry gpu_carry
-    .venv/bin/python tools/gpu_check/run_check.py --device cpu --iters 2
     python3 tools/gpu_check/run_check.py --dry-run
+    .venv/bin/python tools/gpu_check/run_check.py --device cpu --iters 2
+    replica/bin/python tools/gpu_check/run_check.py --device cpu --from-carry \
+        --budget 3600 --wheel-cache ~/.cache/gan_mask_rcnn/rehearsal-wheels
 """
 import argparse
-import json
+import collections
+import glob
 import os
 import os.path as osp
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
-from plan import Step, build_plan
-from report import (FAIL, OK, SKIP, TIMEOUT, StepResult, markdown_lines, markdown_table,
-                    parse_pytest_summary, pytest_numbers, ratio_result, summarize_probe,
-                    to_json, train_numbers)
+from plan import NOT_IN_MODE, Step, build_plan, estimate_seconds, may_start
+from report import (FAIL, OK, SKIP, TIMEOUT, StepResult, read_result, write_report)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-LOG_CAP = 15 * 2**20  # bytes per $OUT log (the device tool brings back 16 MiB a file)
+LOG_CAP = 15 * 2**20  # bytes per $OUT log; the rest of a step's lines are dropped
 MIN_STEP_SECONDS = 5  # a step with less time left is skipped
+TAIL_LINES, TAIL_BYTES = 200, 2**16  # a step's last lines, kept past the cap
 
 
 def step_environment(site: str) -> Dict[str, str]:
     """The check's environment: carried packages, the project and the probe importable."""
     paths = [site, osp.join(REPO, 'projects', 'gan_mask_rcnn'),
              osp.join(REPO, 'tools', 'gpu_check')]
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    env = dict(os.environ, PYTHONUNBUFFERED='1', PIP_NO_INDEX='1')
     env['PYTHONPATH'] = os.pathsep.join(paths + [p for p in [os.environ.get('PYTHONPATH')] if p])
     return env
 
@@ -53,134 +61,141 @@ def cuda_arch(python: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ''
 
 
-def append_log(path: str, title: str, text: str) -> None:
-    """Append one step's output under a title, keeping the file under ``LOG_CAP``."""
-    size = osp.getsize(path) if osp.exists(path) else 0
-    room = max(0, LOG_CAP - size - 200)
-    if len(text) > room:  # the end says why a step failed: keep it
-        text = f'[... {len(text) - room} characters left out ...]\n' + text[-room:]
-    with open(path, 'a', errors='replace') as f:
-        f.write(f'\n===== {title} =====\n{text}\n')
+def carry_problem(carry: str, python_tag: str) -> Optional[str]:
+    """Why ``carry`` cannot serve this Python (``'cp312'``), or None when it can."""
+    fix = 'run tools/gpu_check.sh prepare where a package index is reachable'
+    name = osp.basename(osp.normpath(carry)) + '/'
+    if not osp.isdir(carry):
+        return f'no {name} at {carry}: {fix}, and bring the folder along'
+    wheels = glob.glob(osp.join(carry, '*.whl'))
+    if not wheels or not glob.glob(osp.join(carry, 'mmcv-*.tar.gz')):
+        return f'{name} holds no wheels or no mmcv sdist: {fix}'
+    tags = {osp.basename(w).split('-')[-3] for w in wheels}
+    other = sorted(t for t in tags if t.startswith('cp') and t != python_tag)
+    if other:
+        return (f'{name} holds wheels for {", ".join(other)}, this Python is {python_tag}: '
+                f'run GPU_PY_VERSION={python_tag[2]}.{python_tag[3:]} tools/gpu_check.sh prepare')
+    return None
 
 
-def read_result(step: Step, rc: Optional[int], output: str, seconds: float) -> StepResult:
-    """The table row of a step that ran (``rc`` None: stopped at its time limit)."""
-    last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), '')
-    if rc is None:
-        return StepResult(step.name, TIMEOUT, seconds,
-                          f'stopped after {seconds:.0f} s: {last}'[:200])
-    status, numbers, data = (OK if rc == 0 else FAIL), last[:200], {}
-    if step.kind == 'pytest':
-        data = parse_pytest_summary(output)
-        numbers = pytest_numbers(data) if data else f'no pytest summary: {last}'[:200]
-        if data.get('failed') or data.get('error') or not data:
-            status = FAIL
-    elif step.kind == 'bench':
-        data = {'table': markdown_lines(output)}
-        numbers = f"table below ({len(data['table'].splitlines())} lines)" if rc == 0 else numbers
-    elif step.kind == 'train':
-        if not osp.exists(step.probe):
-            return StepResult(step.name, FAIL, seconds, f'no probe.json (rc {rc}): {last}'[:200])
-        with open(step.probe) as f:
-            data = summarize_probe(json.load(f))
-        numbers = train_numbers(data)
-        wrong = {k: data.get(k) for k, v in step.expect.items() if data.get(k) != v}
-        if wrong:
-            numbers += f'; expected {step.expect}, got {wrong}'
-        if wrong or not data['losses_finite']:
-            status = FAIL
-        for key in ('start_iter', 'end_iter', 'backend', 'model_wrapper'):
-            if key in step.expect:
-                numbers += f', {key} {data.get(key)}'
-    if status == FAIL and rc not in (0, None):
-        numbers = f'rc {rc}: {numbers}'
-    return StepResult(step.name, status, seconds, numbers, data)
+class Running:
+    """A started step: its process group and the thread that copies its lines, with
+    the step's name in front, to its ``$OUT`` log and, whole, to a scratch file."""
 
+    def __init__(self, step: Step, env: Dict[str, str], limit: float, out: str, logs: str):
+        self.step, self.limit, self.start = step, limit, time.monotonic()
+        self.scratch = osp.join(logs, f'{step.name}.log')
+        self.proc = subprocess.Popen(['bash', '-c', step.cmd], cwd=REPO, env=dict(env, **step.env),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.thread = threading.Thread(target=self._copy, args=(osp.join(out, step.log),),
+                                       daemon=True)
+        self.thread.start()
 
-def stop(proc: subprocess.Popen) -> None:
-    """End a step's whole process group: SIGTERM, then SIGKILL to what is left."""
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
+    def _copy(self, log: str) -> None:
+        prefix = f'[{self.step.name}] '.encode()
+        dropped, tail = 0, collections.deque(maxlen=TAIL_LINES)
+        with open(log, 'ab') as shared, open(self.scratch, 'wb') as whole:
+            shared.write(prefix + f'$ {self.step.cmd}\n'.encode())
+            shared.flush()
+            for line in iter(self.proc.stdout.readline, b''):
+                whole.write(line)
+                if shared.tell() < LOG_CAP - TAIL_BYTES:
+                    shared.write(prefix + line)
+                    shared.flush()
+                else:  # the end says why a step failed: keep it
+                    dropped += 1
+                    tail.append(line)
+            if dropped:
+                shared.write(prefix + f'[... {dropped - len(tail)} lines left out ...]\n'.encode())
+                shared.writelines(prefix + line for line in tail)
 
+    def stop(self) -> None:
+        """End the whole process group: SIGTERM, then SIGKILL to what is left."""
+        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
 
-def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str,
-              out: str) -> List[StepResult]:
-    """Start ``steps`` together, wait for each until its cap or the deadline."""
-    procs, results = [], {}
-    for step in steps:
-        left = deadline - time.monotonic()
-        if step.skip or left < MIN_STEP_SECONDS:
-            why = step.skip or 'no time left of the budget'
-            results[step.name] = StepResult(step.name, SKIP, numbers=why)
-            continue
-        log_file = osp.join(logs, f'{step.name}.log')
-        with open(log_file, 'w') as f:
-            f.write(f'$ {step.cmd}\n')
-            f.flush()
-            proc = subprocess.Popen(['bash', '-c', step.cmd], cwd=REPO, stdout=f,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    env=dict(env, **step.env))
-        procs.append((step, proc, log_file, time.monotonic(), min(step.cap, left)))
-    ended = {}  # step name -> (exit status or None when stopped, seconds)
-    while len(ended) < len(procs):
-        for step, proc, _, start, limit in procs:
-            if step.name in ended:
-                continue
-            if proc.poll() is not None:
-                ended[step.name] = (proc.returncode, time.monotonic() - start)
-            elif time.monotonic() > start + limit:
-                stop(proc)
-                ended[step.name] = (None, time.monotonic() - start)
-        time.sleep(0.1)
-    for step, _, log_file, _, _ in procs:
-        rc, seconds = ended[step.name]
-        with open(log_file, errors='replace') as f:
+    def result(self, rc: Optional[int]) -> StepResult:
+        self.thread.join(timeout=10)
+        with open(self.scratch, errors='replace') as f:
             output = f.read()
-        result = read_result(step, rc, output, seconds)
-        append_log(osp.join(out, step.log), f'{step.name}: {result.status}, {seconds:.0f} s',
-                   output)
-        if result.status != OK:
-            print(f'--- {step.name}: {result.status}; last lines:\n' +
-                  '\n'.join(output.splitlines()[-15:]), flush=True)
-        results[step.name] = result
+        return read_result(self.step, rc, output, time.monotonic() - self.start)
+
+
+def blocked_by(step: Step, results: Dict[str, StepResult], steps: List[Step]) -> str:
+    """Why ``step`` cannot run: a needed step that did not end ok, or a missing program."""
+    preset = {s.name for s in steps if s.skip.startswith(NOT_IN_MODE)}
+    for name in step.needs:
+        r = results.get(name)
+        if r is not None and r.status != OK and name not in preset:
+            return f'needs {name} ({r.status})'
+    missing = [t for t in step.tools if shutil.which(t) is None]
+    return f'needs {" and ".join(missing)} on PATH' if missing else ''
+
+
+def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str, out: str,
+              on_result=lambda result: None) -> List[StepResult]:
+    """Run ``steps`` by the plan's rules until each ended, was skipped or ran out of time."""
+    results: Dict[str, StepResult] = {}
+    pending, running = list(steps), []
+
+    def finish(result):
+        results[result.name] = result
+        on_result(result)
+
+    while pending or running:
+        for r in list(running):
+            rc = r.proc.poll()
+            if rc is None and time.monotonic() > r.start + r.limit:
+                r.stop()
+                rc = None
+            elif rc is None:
+                continue
+            running.remove(r)
+            finish(r.result(rc))
+        for step in list(pending):
+            why = step.skip or blocked_by(step, results, steps)
+            left = deadline - time.monotonic()
+            if not why and left < MIN_STEP_SECONDS:
+                why = 'no time left of the budget'
+            if why:
+                pending.remove(step)
+                finish(StepResult(step.name, SKIP, numbers=why))
+        for i, step in enumerate(pending):
+            if any(n not in results for n in step.needs):
+                continue
+            if may_start(step, pending[:i], [r.step for r in running]):
+                limit = min(step.cap, deadline - time.monotonic())
+                running.append(Running(step, env, limit, out, logs))
+                pending.remove(step)
+                break  # the rules change with every start
+        else:
+            time.sleep(0.1)
     return [results[s.name] for s in steps]
-
-
-def write_report(results: List[StepResult], header: Dict, out: str) -> str:
-    """Write ``gpu_check.md`` and ``gpu_check.json``; return the Markdown."""
-    by_name = {r.name: r for r in results}
-    rows = list(results)
-    for precision in ('fp32', 'amp'):
-        if f'train-gan-{precision}' in by_name:
-            rows.append(ratio_result(precision, by_name.get(f'train-baseline-{precision}'),
-                                     by_name.get(f'train-gan-{precision}')))
-    facts = ', '.join(f'{k} {v}' for k, v in header.items())
-    text = f'GPU check, {facts}\n\n' + markdown_table(rows)
-    bench = by_name.get('benchmark')
-    if bench is not None and bench.data.get('table'):
-        text += '\n\nbenchmark (tools/analysis_tools/benchmark_prroi_pool.py --device cuda):\n\n' + \
-            bench.data['table']
-    with open(osp.join(out, 'gpu_check.md'), 'w') as f:
-        f.write(text + '\n')
-    with open(osp.join(out, 'gpu_check.json'), 'w') as f:
-        f.write(to_json(rows, header))
-    return text
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', choices=['cuda', 'cpu'], default='cuda')
+    parser.add_argument('--from-carry', action='store_true',
+                        help='on a CPU too, install and build from the carry (the rehearsal)')
     parser.add_argument('--carry', default=osp.join(REPO, 'gpu_carry'))
     parser.add_argument('--out', default=os.environ.get('OUT') or
                         osp.join(REPO, 'work_dirs', 'gpu_check'))
     parser.add_argument('--work', default=None, help='scratch folder (default: a new temp dir)')
+    parser.add_argument('--wheel-cache', default=None,
+                        help='where the mmcv wheel is built, and taken from if there '
+                             '(default: in the scratch folder)')
+    parser.add_argument('--cuda-arch', default=None,
+                        help='TORCH_CUDA_ARCH_LIST of the builds (default: the GPU\'s; '
+                             'on a CPU, give one to compile the CUDA kernels)')
     parser.add_argument('--iters', type=int, default=None,
                         help='iterations of each timed training (default 30 on CUDA, 2 on CPU)')
     parser.add_argument('--budget', type=float, default=540, help='seconds for all steps')
@@ -193,40 +208,59 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     start = time.monotonic()
-    iters = args.iters or (30 if args.device == 'cuda' else 2)
+    cuda = args.device == 'cuda'
+    from_carry = cuda or args.from_carry
+    iters = args.iters or (30 if cuda else 2)
     work = args.work or ('<scratch>' if args.dry_run else tempfile.mkdtemp(prefix='gpu_check_'))
-    if args.device == 'cpu':
-        arch = ''
+    if from_carry and not args.dry_run:
+        tag = f'cp{sys.version_info[0]}{sys.version_info[1]}'
+        problem = carry_problem(osp.abspath(args.carry), tag)
+        if problem:
+            sys.exit(f'[gpu-check] {problem}')
+    if args.cuda_arch is not None or not cuda:
+        arch = args.cuda_arch or ''
     else:
         arch = '<torch.cuda.get_device_capability>' if args.dry_run else cuda_arch(sys.executable)
-    steps = build_plan(args.device, sys.executable, osp.abspath(args.carry), work,
-                       arch, iters, args.jobs)
+        if not arch:
+            sys.exit(f'[gpu-check] {sys.executable} sees no CUDA GPU: on a machine without '
+                     'one, run with --device cpu')
+    wheels = osp.abspath(args.wheel_cache) if args.wheel_cache else None
+    steps = build_plan(args.device, sys.executable, osp.abspath(args.carry), work, arch, iters,
+                       args.jobs, from_carry, wheels)
+    estimate = estimate_seconds(steps)
     if args.dry_run:
         for step in steps:
             what = f'skip: {step.skip}' if step.skip else step.cmd
-            together = ', with the next step' if step.with_next else ''
-            print(f'[{step.name}] cap {step.cap:.0f} s{together} -> {step.log}: {what}')
+            rules = ''.join([f', needs {"+".join(step.needs)}' if step.needs else '',
+                             ', alone' if step.alone else ''])
+            print(f'[{step.name}] ~{step.estimate:.0f} s, cap {step.cap:.0f} s{rules} '
+                  f'-> {step.log}: {what}')
+        print(f'estimate: {estimate:.0f} s on a GPU machine (budget {args.budget:.0f} s)')
         return
-    if args.device == 'cuda' and not arch:
-        sys.exit(f'{sys.executable} sees no CUDA GPU: run with --device cpu on a CPU machine')
     os.makedirs(args.out, exist_ok=True)
     logs = osp.join(work, 'logs')
     os.makedirs(logs, exist_ok=True)
     header = dict(date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-                  device=args.device, arch=arch or '-', iters=iters, budget_s=args.budget)
+                  device=args.device, arch=arch or '-', iters=iters, budget_s=args.budget,
+                  mode='from carry' if from_carry else 'current environment')
+    print(f'[gpu-check] {len(steps)} steps, estimate {estimate:.0f} s on a GPU machine, '
+          f'budget {args.budget:.0f} s; logs and table in {args.out}', flush=True)
+    done: List[StepResult] = []
+
+    def progress(result: StepResult) -> None:
+        done.append(result)
+        print(f'[gpu-check {time.monotonic() - start:4.0f} s] {result.name}: {result.status}'
+              f' ({result.seconds:.0f} s) {result.numbers}'[:300], flush=True)
+        write_report(done, header, args.out)
+
     env = step_environment(osp.join(work, 'site'))
-    deadline = start + args.budget
-    results, i = [], 0
-    while i < len(steps):
-        group = [steps[i]]
-        while group[-1].with_next and i + len(group) < len(steps):
-            group.append(steps[i + len(group)])
-        results += run_steps(group, env, deadline, logs, args.out)
-        write_report(results, header, args.out)
-        i += len(group)
+    results = run_steps(steps, env, start + args.budget, logs, args.out, progress)
     header['total_s'] = round(time.monotonic() - start)
     print(write_report(results, header, args.out))
     print(f'written to {args.out}; scratch in {work}')
+    failed = [r.name for r in results if r.status in (FAIL, TIMEOUT)]
+    if failed:
+        sys.exit(f'[gpu-check] {len(failed)} steps did not end ok: {", ".join(failed)}')
 
 
 if __name__ == '__main__':
