@@ -34,9 +34,12 @@ LIMIT_MIB="${GPU_CARRY_LIMIT_MIB:-56}"
 # opencv-python-headless, scipy, matplotlib, pillow, pyyaml, rich, tqdm, six,
 # packaging, filelock, tensorboard, pytest, ninja); requirements/pinned.txt's versions
 # where pinned there.
-read -r -a WHEELS <<< "${GPU_CARRY_WHEELS:-mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.8
-  faster-coco-eval==1.8.0 addict==2.4.0 termcolor==3.3.0 yapf==0.43.0 platformdirs==4.14.9
-  shapely==2.2.0 terminaltables==3.1.10}"
+WHEELS=(mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.8 faster-coco-eval==1.8.0
+        addict==2.4.0 termcolor==3.3.0 yapf==0.43.0 platformdirs==4.14.9 shapely==2.2.0
+        terminaltables==3.1.10)
+if [[ -n "${GPU_CARRY_WHEELS:-}" ]]; then
+  read -r -a WHEELS <<< "$GPU_CARRY_WHEELS"
+fi
 MMCV=mmcv==2.1.0
 SETUPTOOLS=setuptools==80.9.0
 
