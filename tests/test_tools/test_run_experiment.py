@@ -325,7 +325,8 @@ def test_glas_preset_finds_its_data_by_env_var_or_option(tmp_path, monkeypatch):
     if osp.isdir(default):
         assert root() == default
     else:
-        with pytest.raises(SystemExit, match=f'not found at {default}.*GLAS_CC_ROOT=.*--data-root'):
+        with pytest.raises(SystemExit, match=f'not found at {re.escape(default)}'
+                                             '.*GLAS_CC_ROOT=.*--data-root'):
             root()
     monkeypatch.setenv('GLAS_CC_ROOT', str(tmp_path / 'env'))
     assert root() == str(tmp_path / 'env')
