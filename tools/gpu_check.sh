@@ -22,18 +22,21 @@
 # `run`: --dry-run prints the steps and the estimate, --device cpu runs the steps in
 # the current environment).
 #
-# `rehearse` builds the replica (tools/gpu_check/replica.sh) and runs
-# `run --device cpu --from-carry` in it with PIP_NO_INDEX=1.
+# `rehearse` builds the replica of the target's Python (tools/gpu_check/replica.sh)
+# and runs `run --device cpu --from-carry` in it with PIP_NO_INDEX=1: the install from
+# gpu_carry/ alone, the builds (mmcv's CPU ops; the project's CUDA kernels compiled
+# too when GPU_REHEARSAL_CUDA_ARCH is set and nvcc is found), the CPU tests, the
+# trainings, the resume and a gloo launch.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARRY="${GPU_CARRY:-$ROOT/gpu_carry}"
 PY_VERSION="${GPU_PY_VERSION:-3.12}"
 LIMIT_MIB="${GPU_CARRY_LIMIT_MIB:-56}"
-# What the GPU image lacks of the stack's requirements (its own list names numpy,
-# opencv-python-headless, scipy, matplotlib, pillow, pyyaml, rich, tqdm, six,
-# packaging, filelock, tensorboard, pytest, ninja); requirements/pinned.txt's versions
-# where pinned there.
+# What the target lacks of the stack's requirements (it is expected to provide torch,
+# numpy, opencv-python-headless, scipy, matplotlib, pillow, pyyaml, rich, tqdm, six,
+# packaging, filelock, pytest and ninja: tools/gpu_check/replica.sh's list);
+# requirements/pinned.txt's versions where pinned there.
 WHEELS=(mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.8 faster-coco-eval==1.8.0
         addict==2.4.0 termcolor==3.3.0 yapf==0.43.0 platformdirs==4.14.9 shapely==2.2.0
         terminaltables==3.1.10)
@@ -90,6 +93,7 @@ rehearse() {
   cd "$ROOT"
   PIP_NO_INDEX=1 exec "$replica/bin/python" "$ROOT/tools/gpu_check/run_check.py" \
     --carry "$CARRY" --device cpu --from-carry --budget "${GPU_REHEARSAL_BUDGET:-3600}" \
+    --cuda-arch "${GPU_REHEARSAL_CUDA_ARCH:-}" \
     --wheel-cache "${GMR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gan_mask_rcnn}/rehearsal-wheels" \
     "$@"
 }

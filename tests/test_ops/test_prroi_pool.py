@@ -362,6 +362,28 @@ def test_cuda_roi_gradient_over_many_block_slices(size):
                                atol=1e-3 * ref.abs().max().item())
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+def test_cuda_forward_and_backward_sync_the_host_once():
+    """The Python batch-index check is the call's one device-to-host copy: the C++
+    checks and the backward kernels read no RoI on the host."""
+    import warnings
+    feats = _features(torch.float32, 'cuda', shape=(2, 8, 20, 24)).requires_grad_()
+    rois = torch.tensor([[0, 4.6, 3.4, 57.8, 44.4], [1, -6, 1, 19, 70]],
+                        device='cuda').requires_grad_()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('warn')
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            out = prroi_pool(feats, rois, 7, 0.5)
+            out.backward(torch.ones_like(out))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [str(w.message) for w in caught if 'synchroniz' in str(w.message).lower()]
+    assert len(syncs) == 1, syncs
+
+
 HOST_HARNESS = r"""
 #include <cstdio>
 #include <vector>
@@ -374,16 +396,28 @@ int main() {
   for (double& v : plane) std::scanf("%lf", &v);
   std::scanf("%d", &n);
   for (int b = 0; b < n; ++b) {
-    double x1, y1, x2, y2;
+    double x1, y1, x2, y2, edge[4];
     std::scanf("%lf %lf %lf %lf", &x1, &y1, &x2, &y2);
     const double bw = x2 - x1, bh = y2 - y1;
     const double* p = plane.data();
-    std::printf("%.17g %.17g %.17g %.17g %.17g\n",
+    prroi_edge_averages<double>(p, h, w, x1, y1, x2, y2, 1 / bw, 1 / bh, edge);
+    // the RoI pooled to 2 x 3 bins (g = 1 each), as the coordinate kernels do
+    const int ph_n = 2, pw_n = 3;
+    const auto roi = prroi_geometry(x1, y1, bw / pw_n, bh / ph_n, ph_n, pw_n);
+    double grad[4] = {0, 0, 0, 0};
+    for (int ph = 0; ph < ph_n; ++ph)
+      for (int pw = 0; pw < pw_n; ++pw) {
+        double bx1, bx2, by1, by2;
+        prroi_bin_edges(roi.rx1, roi.bw, pw, &bx1, &bx2);
+        prroi_bin_edges(roi.ry1, roi.bh, ph, &by1, &by2);
+        const double avg = prroi_bin_average<double>(p, h, w, bx1, by1, bx2, by2,
+                                                     roi.bw, roi.bh);
+        prroi_bin_coor_grad(p, h, w, roi, ph, pw, 1.0, avg, 1.0, grad);
+      }
+    std::printf("%.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n",
                 prroi_bin_average<double>(p, h, w, x1, y1, x2, y2, bw, bh),
-                prroi_vertical_edge_average<double>(p, h, w, x1, y1, y2, bh),
-                prroi_vertical_edge_average<double>(p, h, w, x2, y1, y2, bh),
-                prroi_horizontal_edge_average<double>(p, h, w, y1, x1, x2, bw),
-                prroi_horizontal_edge_average<double>(p, h, w, y2, x1, x2, bw));
+                edge[0], edge[1], edge[2], edge[3], grad[0], grad[1], grad[2],
+                grad[3]);
   }
   return 0;
 }
@@ -395,53 +429,54 @@ def test_shared_header_cuda_path_math_on_host(tmp_path):
     """The per-bin functions only the CUDA kernels call, compiled for the host.
 
     Bin averages and edge averages (means of the surface along each bin edge)
-    against midpoint integration of the bilinear surface.
+    against midpoint integration of the bilinear surface; the per-element
+    coordinate gradient (precomputed reciprocals, edge pairs sharing their
+    weights) summed over a 2 x 3 split against central differences of the
+    pooled sum.
     """
     from prroi_pool_reference import bilinear_surface
     src, exe = tmp_path / 'harness.cpp', tmp_path / 'harness'
     src.write_text(HOST_HARNESS)
-    subprocess.run([
-        'c++', '-O1', '-std=c++17', f'-I{osp.join(CSRC, "common")}',
-        str(src), '-o',
-        str(exe)
-    ],
-                   check=True,
-                   timeout=120)
+    subprocess.run(['c++', '-O1', '-std=c++17', f'-I{osp.join(CSRC, "common")}', str(src),
+                    '-o', str(exe)], check=True, timeout=120)
     plane = _features(torch.float64, 'cpu')[0, 0]  # (9, 11)
     bins = torch.tensor(
         [[2.3, 1.7, 5.9, 4.2], [-0.7, -0.4, 1.6, 2.5], [9.5, 7.2, 10.8, 8.6],
          [3.0, 2.0, 5.0, 6.0], [4.1, 4.2, 4.3, 4.35]],
         dtype=torch.float64)
-    numbers = [9, 11] + plane.flatten().tolist() + [len(bins)] + \
-        bins.flatten().tolist()
-    stdin = ' '.join(map(repr, numbers))
-    result = subprocess.run([str(exe)],
-                            input=stdin,
-                            capture_output=True,
-                            text=True,
-                            check=True,
-                            timeout=60)
+    numbers = [9, 11] + plane.flatten().tolist() + [len(bins)] + bins.flatten().tolist()
+    result = subprocess.run([str(exe)], input=' '.join(map(repr, numbers)),
+                            capture_output=True, text=True, check=True, timeout=60)
     got = torch.tensor([[float(v) for v in line.split()]
-                        for line in result.stdout.splitlines()],
-                       dtype=torch.float64)
+                        for line in result.stdout.splitlines()], dtype=torch.float64)
 
     def mean_along(lo, hi):  # midpoints of [lo, hi] at spacing <= STEP
         n = max(1, int((hi - lo) / STEP) + 1)
-        return lo + (hi - lo) * (torch.arange(n, dtype=torch.float64) +
-                                 0.5) / n
+        return lo + (hi - lo) * (torch.arange(n, dtype=torch.float64) + 0.5) / n
+
+    def pooled_sum(corners):
+        rois = torch.tensor([[0, *corners]], dtype=torch.float64)
+        return prroi_pool(plane[None, None], rois, (2, 3)).sum().item()
 
     for (x1, y1, x2, y2), row in zip(bins.tolist(), got):
         rois = torch.tensor([[0, x1, y1, x2, y2]], dtype=torch.float64)
         avg = prroi_pool_reference(plane[None, None], rois, 1, step=STEP)
         xs, ys = mean_along(x1, x2), mean_along(y1, y2)
-        edges = [bilinear_surface(plane[None], ys, torch.tensor([x]))
-                 for x in (x1, x2)] + \
-                [bilinear_surface(plane[None], torch.tensor([y]), xs)
-                 for y in (y1, y2)]
+        edges = [bilinear_surface(plane[None], ys, torch.tensor([x])) for x in (x1, x2)] + \
+                [bilinear_surface(plane[None], torch.tensor([y]), xs) for y in (y1, y2)]
         ref = torch.stack([avg.flatten()[0]] + [e.mean() for e in edges])
         b_min = min(x2 - x1, y2 - y1)
         atol = (1 + 1 / b_min) * plane.abs().max().item() * STEP**2
-        torch.testing.assert_close(row, ref, rtol=0, atol=atol)
+        torch.testing.assert_close(row[:5], ref, rtol=0, atol=atol)
+        eps, corners = 1e-6, [x1, y1, x2, y2]
+        finite_diff = []
+        for i in range(4):
+            up, down = list(corners), list(corners)
+            up[i] += eps
+            down[i] -= eps
+            finite_diff.append((pooled_sum(up) - pooled_sum(down)) / (2 * eps))
+        torch.testing.assert_close(row[5:], torch.tensor(finite_diff, dtype=torch.float64),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def _nvcc():

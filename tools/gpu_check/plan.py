@@ -188,9 +188,10 @@ def build_plan(device: str, python: str, carry: str, work: str, arch: str,
         Step('build-project', cap=300, estimate=60, log='build.log', kind='build',
              skip=current, tools=nvcc, env=dict(cuda_env, MAX_JOBS='4', GMR_PTXAS_VERBOSE='1'),
              cmd=f'{py} setup.py build_ext --inplace'),
+        # on a CPU, mmcv's CPU ops only: its CUDA ops take an hour on few cores
         Step('build-mmcv', cap=480, estimate=270, log='build.log', skip=current,
-             needs=['install-carry'], tools=nvcc + ['ninja'],
-             env=dict(cuda_env, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs)), cmd=(
+             needs=['install-carry'], tools=(nvcc if cuda else []) + ['ninja'],
+             env=dict(cuda_env if cuda else {}, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs)), cmd=(
                  f'{{ ls {q(wheels)}/mmcv-*.whl 2>/dev/null || {pip} wheel --no-deps '
                  f'--no-build-isolation --no-index -w {q(wheels)} {q(carry)}/mmcv-*.tar.gz; }}'
                  f' && {install} {q(wheels)}/mmcv-*.whl')),

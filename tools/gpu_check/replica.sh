@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Build (once) a virtualenv that replicates the GPU image's Python for the GPU check's
-# rehearsal, and print its path. The image runs Python 3.12 with torch 2.11.0+cu130
-# (the registry's torch 2.11.0 is that build; it runs CPU tensors on a machine
-# without a GPU), torchvision 0.26.0 and numpy 2.5.2, plus the newest served
-# versions of the other packages of its list that the stack imports. mmcv, mmengine,
-# mmdet and the rest come from gpu_carry/ during the rehearsal, as on the machine.
+# Build (once) a virtualenv that replicates the GPU machine's Python for the GPU
+# check's rehearsal (tools/gpu_check.sh rehearse), and print its path. By default
+# the target runs Python 3.12 with torch 2.11.0+cu130 (the package index's torch
+# 2.11.0 is that build; it runs CPU tensors where there is no GPU), torchvision
+# 0.26.0 and numpy 2.5.2, and the newest versions of the other packages the stack
+# imports and the target provides. mmcv, mmengine, mmdet and the rest come from
+# gpu_carry/ during the rehearsal, as on the GPU machine.
 #
-#   GPU_REPLICA_PYTHON   the Python 3.12 to use (default: python3.12 on PATH, or pyenv's)
-#   GPU_REPLICA          where the virtualenv goes (default: the project cache)
+#   GPU_REPLICA_PYTHON    the Python to use (default: python3.12, or pyenv's 3.12)
+#   GPU_REPLICA_PACKAGES  the target's packages, pip requirement strings
+#   GPU_REPLICA           where the virtualenv goes (default: the project cache)
 set -euo pipefail
 
 CACHE="${GMR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gan_mask_rcnn}"
@@ -15,6 +17,9 @@ VENV="${GPU_REPLICA:-$CACHE/gpu-replica-py3.12}"
 PACKAGES=(torch==2.11.0 torchvision==0.26.0 numpy==2.5.2 opencv-python-headless scipy
           matplotlib pillow pyyaml rich tqdm six packaging filelock tensorboard pytest
           ninja setuptools wheel pip)
+if [[ -n "${GPU_REPLICA_PACKAGES:-}" ]]; then
+  read -r -a PACKAGES <<< "$GPU_REPLICA_PACKAGES"
+fi
 stamp="$VENV/.replica-$(echo "${PACKAGES[*]}" | sha256sum | cut -c1-12)"
 
 if [[ -f "$stamp" ]]; then

@@ -184,10 +184,9 @@ def demangle(names: List[str]) -> List[str]:
     if len(out) != len(names):
         return names
     short = []
-    for text in out:
-        text = re.sub(r'^void ', '', text).replace('c10::', '')
-        text = text[:text.rfind('(')] if text.endswith(')') else text
-        short.append(re.sub(r'^.*::(?=\w+<)', '', text) if '<' in text else text)
+    for text in out:  # the first name followed by its parameter list
+        found = re.search(r'(\w+(?:<[^()]*>)?)\((?!anonymous)', text.replace('c10::', ''))
+        short.append(found.group(1) if found else text)
     return short
 
 

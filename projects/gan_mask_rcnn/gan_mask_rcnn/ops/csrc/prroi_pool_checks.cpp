@@ -24,7 +24,10 @@ void prroi_check_inputs(at::IntArrayRef features_shape,
   TORCH_CHECK(pooled_height > 0 && pooled_width > 0,
               "prroi_pool: output_size must be positive, got (", pooled_height,
               ", ", pooled_width, ")");
-  const auto index = rois.select(1, 0).to(at::kDouble).cpu().contiguous();
+  // CUDA RoIs: no host sync here; the kernels pool a bad index to NaN and
+  // read nothing for it, and the Python entry points reject it first.
+  if (!rois.device().is_cpu()) return;
+  const auto index = rois.select(1, 0).to(at::kDouble).contiguous();
   const double* data = index.const_data_ptr<double>();
   for (int64_t k = 0; k < index.numel(); ++k)
     TORCH_CHECK(data[k] > -1 && data[k] < features_shape[0], "prroi_pool: rois[",

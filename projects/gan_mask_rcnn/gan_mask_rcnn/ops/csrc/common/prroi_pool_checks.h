@@ -11,9 +11,11 @@
 namespace gan_mask_rcnn {
 
 // features of `features_shape` (N, C, H, W) with `options` (dtype, device),
-// rois (K, 5) of that dtype and device, a positive output size, and every
-// rois[k, 0] (batch index) truncating to [0, N), as the kernels read it. The
-// index check runs on the host (for CUDA rois it copies the K indices).
+// rois (K, 5) of that dtype and device, a positive output size, and, for CPU
+// rois, every rois[k, 0] (batch index) truncating to [0, N), as the kernels
+// read it. CUDA rois are not copied to the host for it: the CUDA kernels pool
+// a RoI with a bad index to NaN (and give it NaN coordinate gradients) without
+// reading the features, and the Python entry points raise on it before.
 void prroi_check_inputs(at::IntArrayRef features_shape,
                         const at::TensorOptions& options, const at::Tensor& rois,
                         int64_t pooled_height, int64_t pooled_width);

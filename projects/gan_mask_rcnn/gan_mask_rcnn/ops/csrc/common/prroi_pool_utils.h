@@ -125,40 +125,40 @@ PRROI_HOST_DEVICE T prroi_bin_average(const scalar_t* plane, int height,
   return sum / (bw * bh);
 }
 
-// Mean of f along the vertical segment x = x, y in [y1, y2] (length bh > 0).
+// Means of f along the two vertical segments x = xa and x = xb, y in [y1, y2],
+// and along the two horizontal segments y = ya and y = yb, x in [x1, x2]: each
+// pair shares its axis weights, computed once. inv_bh = 1 / (y2 - y1) > 0,
+// inv_bw = 1 / (x2 - x1) > 0. mean[0..3] = (x = xa, x = xb, y = ya, y = yb).
 template <typename T, typename scalar_t>
-PRROI_HOST_DEVICE T prroi_vertical_edge_average(const scalar_t* plane,
-                                                int height, int width, T x,
-                                                T y1, T y2, T bh) {
-  int i0, j_first, j_last;
-  T w0, w1;
-  prroi_interp_taps(x, width, &i0, &w0, &w1);
-  prroi_axis_range(y1, y2, height, &j_first, &j_last);
-  T sum = T(0);
-  for (int j = j_first; j <= j_last; ++j) {
-    const T v = w0 * prroi_load<T>(plane, height, width, j, i0) +
-                w1 * prroi_load<T>(plane, height, width, j, i0 + 1);
-    sum += prroi_axis_weight(y1, y2, j) * v;
+PRROI_HOST_DEVICE void prroi_edge_averages(const scalar_t* plane, int height,
+                                           int width, T x1, T y1, T x2, T y2,
+                                           T inv_bw, T inv_bh, T* mean) {
+  int i0[2], j0[2], first, last;
+  T w0[2], w1[2];
+  prroi_interp_taps(x1, width, &i0[0], &w0[0], &w1[0]);
+  prroi_interp_taps(x2, width, &i0[1], &w0[1], &w1[1]);
+  prroi_axis_range(y1, y2, height, &first, &last);
+  T sum[2] = {T(0), T(0)};
+  for (int j = first; j <= last; ++j) {
+    const T wy = prroi_axis_weight(y1, y2, j);
+    for (int e = 0; e < 2; ++e)
+      sum[e] += wy * (w0[e] * prroi_load<T>(plane, height, width, j, i0[e]) +
+                      w1[e] * prroi_load<T>(plane, height, width, j, i0[e] + 1));
   }
-  return sum / bh;
-}
-
-// Mean of f along the horizontal segment y = y, x in [x1, x2] (length bw > 0).
-template <typename T, typename scalar_t>
-PRROI_HOST_DEVICE T prroi_horizontal_edge_average(const scalar_t* plane,
-                                                  int height, int width, T y,
-                                                  T x1, T x2, T bw) {
-  int j0, i_first, i_last;
-  T w0, w1;
-  prroi_interp_taps(y, height, &j0, &w0, &w1);
-  prroi_axis_range(x1, x2, width, &i_first, &i_last);
-  T sum = T(0);
-  for (int i = i_first; i <= i_last; ++i) {
-    const T v = w0 * prroi_load<T>(plane, height, width, j0, i) +
-                w1 * prroi_load<T>(plane, height, width, j0 + 1, i);
-    sum += prroi_axis_weight(x1, x2, i) * v;
+  mean[0] = sum[0] * inv_bh;
+  mean[1] = sum[1] * inv_bh;
+  prroi_interp_taps(y1, height, &j0[0], &w0[0], &w1[0]);
+  prroi_interp_taps(y2, height, &j0[1], &w0[1], &w1[1]);
+  prroi_axis_range(x1, x2, width, &first, &last);
+  sum[0] = sum[1] = T(0);
+  for (int i = first; i <= last; ++i) {
+    const T wx = prroi_axis_weight(x1, x2, i);
+    for (int e = 0; e < 2; ++e)
+      sum[e] += wx * (w0[e] * prroi_load<T>(plane, height, width, j0[e], i) +
+                      w1[e] * prroi_load<T>(plane, height, width, j0[e] + 1, i));
   }
-  return sum / bw;
+  mean[2] = sum[0] * inv_bw;
+  mean[3] = sum[1] * inv_bw;
 }
 
 // Adds g * d(bin average)/d(roi corner) to grad[0..3] = (x1, y1, x2, y2) of the
@@ -180,23 +180,40 @@ PRROI_HOST_DEVICE void prroi_roi_grad(T g, T avg, T ex1, T ex2, T ey1, T ey2,
   grad[3] += d_by1 * ay1 + d_by2 * ay2;
 }
 
+// A RoI on one feature map, with the reciprocals every bin of it uses: corner
+// (rx1, ry1), bin extents (bw, bh) > 0 and 1 / bw, 1 / bh, 1 / pooled_w,
+// 1 / pooled_h (an aggregate, so CUDA kernels can keep it in shared memory).
+template <typename T>
+struct PrRoIGeometry {
+  T rx1, ry1, bw, bh, inv_bw, inv_bh, inv_pooled_w, inv_pooled_h;
+};
+
+template <typename T>
+PRROI_HOST_DEVICE PrRoIGeometry<T> prroi_geometry(T rx1, T ry1, T bw, T bh,
+                                                  int pooled_h, int pooled_w) {
+  return {rx1,         ry1,         bw,
+          bh,          T(1) / bw,   T(1) / bh,
+          T(1) / T(pooled_w), T(1) / T(pooled_h)};
+}
+
 // Adds to grad[0..3] the gradient g * d(average of bin (ph, pw))/d(roi corner)
-// for a bin [x1, x2] x [y1, y2] (extents bw, bh > 0) of a pooled_h x pooled_w
-// split, whose average is avg (the per-element form of the CUDA kernels).
+// of a RoI `roi` on the (height x width) plane, whose average is avg (the
+// per-element form of the CUDA kernels: no division per element).
 template <typename T, typename scalar_t>
 PRROI_HOST_DEVICE void prroi_bin_coor_grad(const scalar_t* plane, int height,
-                                           int width, T x1, T y1, T x2, T y2,
-                                           T bw, T bh, int ph, int pw,
-                                           int pooled_h, int pooled_w, T g,
-                                           T avg, T spatial_scale, T* grad) {
-  prroi_roi_grad(
-      g, avg,
-      prroi_vertical_edge_average<T>(plane, height, width, x1, y1, y2, bh),
-      prroi_vertical_edge_average<T>(plane, height, width, x2, y1, y2, bh),
-      prroi_horizontal_edge_average<T>(plane, height, width, y1, x1, x2, bw),
-      prroi_horizontal_edge_average<T>(plane, height, width, y2, x1, x2, bw),
-      T(1) / bw, T(1) / bh, T(pw) / T(pooled_w), T(pw + 1) / T(pooled_w),
-      T(ph) / T(pooled_h), T(ph + 1) / T(pooled_h), spatial_scale, grad);
+                                           int width,
+                                           const PrRoIGeometry<T>& roi, int ph,
+                                           int pw, T g, T avg, T spatial_scale,
+                                           T* grad) {
+  T x1, x2, y1, y2, edge[4];
+  prroi_bin_edges(roi.rx1, roi.bw, pw, &x1, &x2);
+  prroi_bin_edges(roi.ry1, roi.bh, ph, &y1, &y2);
+  prroi_edge_averages<T>(plane, height, width, x1, y1, x2, y2, roi.inv_bw,
+                         roi.inv_bh, edge);
+  prroi_roi_grad(g, avg, edge[0], edge[1], edge[2], edge[3], roi.inv_bw,
+                 roi.inv_bh, T(pw) * roi.inv_pooled_w,
+                 T(pw + 1) * roi.inv_pooled_w, T(ph) * roi.inv_pooled_h,
+                 T(ph + 1) * roi.inv_pooled_h, spatial_scale, grad);
 }
 
 }  // namespace gan_mask_rcnn

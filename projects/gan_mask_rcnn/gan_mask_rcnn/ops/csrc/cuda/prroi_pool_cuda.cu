@@ -32,11 +32,12 @@ int num_blocks(int64_t n) {
 template <typename scalar_t, typename T>
 __global__ void forward_kernel(int64_t total, const scalar_t* features,
                                const scalar_t* rois, scalar_t* output, T scale,
-                               int channels, int height, int width,
-                               int pooled_h, int pooled_w) {
+                               int64_t batch_size, int channels, int height,
+                               int width, int pooled_h, int pooled_w) {
   for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        index < total; index += int64_t(blockDim.x) * gridDim.x) {
-    const Bin<T> bin(index, rois, scale, channels, pooled_h, pooled_w);
+    const Bin<T> bin(index, rois, scale, channels, pooled_h, pooled_w,
+                     batch_size);
     if (bin.state != kPrRoIValid) {
       output[index] =
           static_cast<scalar_t>(bin.state == kPrRoIEmpty ? T(0) : T(NAN));
@@ -49,16 +50,23 @@ __global__ void forward_kernel(int64_t total, const scalar_t* features,
   }
 }
 
+// Feature gradient: each element adds its share to the features it covers. A
+// zero upstream gradient adds nothing and is skipped (prroi_pool_max_levels
+// passes one level's elements, zeros elsewhere).
 template <typename scalar_t, typename T>
 __global__ void backward_kernel(int64_t total, const scalar_t* grad_output,
                                 const scalar_t* rois, T* grad_features,
-                                T scale, int channels, int height, int width,
-                                int pooled_h, int pooled_w) {
+                                T scale, int64_t batch_size, int channels,
+                                int height, int width, int pooled_h,
+                                int pooled_w) {
   for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        index < total; index += int64_t(blockDim.x) * gridDim.x) {
-    const Bin<T> bin(index, rois, scale, channels, pooled_h, pooled_w);
+    const T upstream = static_cast<T>(grad_output[index]);
+    if (upstream == T(0)) continue;
+    const Bin<T> bin(index, rois, scale, channels, pooled_h, pooled_w,
+                     batch_size);
     if (bin.state != kPrRoIValid) continue;
-    const T g = static_cast<T>(grad_output[index]) / (bin.bw * bin.bh);
+    const T g = upstream / (bin.bw * bin.bh);
     T* plane = grad_features + (bin.batch * channels + bin.c) * height * width;
     int i_first, i_last, j_first, j_last;
     prroi_axis_range(bin.x1, bin.x2, width, &i_first, &i_last);
@@ -81,19 +89,26 @@ __global__ void coor_backward_kernel(int slices, int per_roi,
                                      const scalar_t* output,
                                      const scalar_t* features,
                                      const scalar_t* rois, T* grad_rois,
-                                     T scale, int channels, int height,
-                                     int width, int pooled_h, int pooled_w) {
+                                     T scale, int64_t batch_size, int channels,
+                                     int height, int width, int pooled_h,
+                                     int pooled_w) {
   const int64_t k = blockIdx.x / slices;
   const int begin = (blockIdx.x % slices) * kRoiSumSlice;
   const int end = min(begin + kRoiSumSlice, per_roi);
   const scalar_t* roi = rois + k * 5;
-  const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
+  const T b = static_cast<T>(roi[0]);
+  const int64_t batch = valid_batch(b, batch_size) ? static_cast<int64_t>(b) : 0;
   const T rx1 = static_cast<T>(roi[1]) * scale;
   const T ry1 = static_cast<T>(roi[2]) * scale;
   T bw, bh;
-  const int state = prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * scale,
-                                   static_cast<T>(roi[4]) * scale, pooled_h,
-                                   pooled_w, &bw, &bh);
+  const int state =
+      valid_batch(b, batch_size)
+          ? prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * scale,
+                           static_cast<T>(roi[4]) * scale, pooled_h, pooled_w,
+                           &bw, &bh)
+          : kPrRoINonFinite;
+  const PrRoIGeometry<T> geometry =
+      prroi_geometry(rx1, ry1, bw, bh, pooled_h, pooled_w);
   T acc[4] = {T(0), T(0), T(0), T(0)};
   for (int e = begin + threadIdx.x; state != kPrRoIEmpty && e < end;
        e += kRoiSumThreads) {
@@ -105,8 +120,8 @@ __global__ void coor_backward_kernel(int slices, int per_roi,
     const T g = static_cast<T>(grad_output[index]);
     if (g == T(0)) continue;  // e.g. a level that lost prroi_pool_max_levels
     add_element_coor_grad(e, features + batch * channels * height * width,
-                          height, width, rx1, ry1, bw, bh, pooled_h, pooled_w,
-                          g, static_cast<T>(output[index]), scale, acc);
+                          height, width, geometry, pooled_h, pooled_w, g,
+                          static_cast<T>(output[index]), scale, acc);
   }
   block_sum4_atomic_add(acc, grad_rois + k * 4);
 }
@@ -129,6 +144,7 @@ at::Tensor prroi_pool_cuda(const at::Tensor& features, const at::Tensor& rois,
       features.options());
   const int64_t total = output.numel();
   if (total == 0) return output;
+  check_roi_elements(features.size(1) * pooled_height * pooled_width);
   PRROI_DISPATCH(features.scalar_type(), "prroi_pool_cuda", [&] {
     using T = at::opmath_type<scalar_t>;
     forward_kernel<scalar_t, T>
@@ -137,8 +153,8 @@ at::Tensor prroi_pool_cuda(const at::Tensor& features, const at::Tensor& rois,
             total, feat.const_data_ptr<scalar_t>(),
             boxes.const_data_ptr<scalar_t>(),
             output.mutable_data_ptr<scalar_t>(), static_cast<T>(spatial_scale),
-            feat.size(1), feat.size(2), feat.size(3), pooled_height,
-            pooled_width);
+            feat.size(0), feat.size(1), feat.size(2), feat.size(3),
+            pooled_height, pooled_width);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return output;
@@ -162,6 +178,7 @@ at::Tensor prroi_pool_backward_cuda(const at::Tensor& grad_output,
   const auto boxes = rois.contiguous();
   const int64_t total = grad.numel();
   if (total > 0) {
+    check_roi_elements(features_shape[1] * pooled_height * pooled_width);
     PRROI_DISPATCH(grad.scalar_type(), "prroi_pool_backward_cuda", [&] {
       using T = at::opmath_type<scalar_t>;
       backward_kernel<scalar_t, T>
@@ -170,9 +187,9 @@ at::Tensor prroi_pool_backward_cuda(const at::Tensor& grad_output,
               total, grad.const_data_ptr<scalar_t>(),
               boxes.const_data_ptr<scalar_t>(),
               grad_features.mutable_data_ptr<T>(),
-              static_cast<T>(spatial_scale), features_shape[1],
-              features_shape[2], features_shape[3], pooled_height,
-              pooled_width);
+              static_cast<T>(spatial_scale), features_shape[0],
+              features_shape[1], features_shape[2], features_shape[3],
+              pooled_height, pooled_width);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
@@ -210,8 +227,8 @@ at::Tensor prroi_pool_coor_backward_cuda(const at::Tensor& grad_output,
               launch.slices, per_roi, grad_out.const_data_ptr<scalar_t>(),
               out.const_data_ptr<scalar_t>(), feat.const_data_ptr<scalar_t>(),
               boxes.const_data_ptr<scalar_t>(), grad.mutable_data_ptr<T>(),
-              static_cast<T>(spatial_scale), feat.size(1), feat.size(2),
-              feat.size(3), pooled_height, pooled_width);
+              static_cast<T>(spatial_scale), feat.size(0), feat.size(1),
+              feat.size(2), feat.size(3), pooled_height, pooled_width);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }

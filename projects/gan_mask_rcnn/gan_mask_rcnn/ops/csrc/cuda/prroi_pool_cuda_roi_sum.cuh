@@ -25,6 +25,14 @@ constexpr int kRoiSumThreads = 256;        // threads per block (8 warps)
 constexpr int kRoiSumItems = 8;            // elements per thread
 constexpr int kRoiSumSlice = kRoiSumThreads * kRoiSumItems;
 
+// The kernels index a RoI's C * PH * PW elements with int.
+inline void check_roi_elements(int64_t per_roi) {
+  TORCH_CHECK(per_roi <= INT_MAX - kRoiSumSlice,
+              "prroi_pool: channels * pooled_height * pooled_width must be "
+              "below 2^31, got ",
+              per_roi);
+}
+
 // Blocks per RoI for `per_roi` = C * PH * PW elements, and the grid size
 // num_rois * slices; both checked to fit the kernels' int indexing.
 struct RoiSlices {
@@ -32,10 +40,7 @@ struct RoiSlices {
   int64_t blocks;
 
   RoiSlices(int64_t num_rois, int64_t per_roi) {
-    TORCH_CHECK(per_roi <= INT_MAX - kRoiSumSlice,
-                "prroi_pool: channels * pooled_height * pooled_width must be "
-                "below 2^31, got ",
-                per_roi);
+    check_roi_elements(per_roi);
     slices = static_cast<int>((per_roi + kRoiSumSlice - 1) / kRoiSumSlice);
     blocks = num_rois * slices;
     TORCH_CHECK(blocks <= INT_MAX,
@@ -46,22 +51,27 @@ struct RoiSlices {
 
 // Adds to acc[0..3] the coordinate gradient g * d(bin average)/d(corner) of
 // element e of a RoI's (C, PH, PW) slice: channel e / (PH * PW), bin (ph, pw).
-// batch_features: the RoI's image, (C, height, width); (rx1, ry1): the RoI's
-// corner and (bw, bh) its bin extents on that map; avg: the element's output.
+// batch_features: the RoI's image, (C, height, width); roi: the RoI on that map
+// with its reciprocals (computed once per block); avg: the element's output.
 template <typename T, typename scalar_t>
 __device__ __forceinline__ void add_element_coor_grad(
-    int e, const scalar_t* batch_features, int height, int width, T rx1, T ry1,
-    T bw, T bh, int pooled_h, int pooled_w, T g, T avg, T scale, T (&acc)[4]) {
+    int e, const scalar_t* batch_features, int height, int width,
+    const PrRoIGeometry<T>& roi, int pooled_h, int pooled_w, T g, T avg,
+    T scale, T (&acc)[4]) {
   const int plane_bins = pooled_h * pooled_w;
   const int c = e / plane_bins;
   const int ph = (e - c * plane_bins) / pooled_w;
   const int pw = e - c * plane_bins - ph * pooled_w;
-  T x1, x2, y1, y2;
-  prroi_bin_edges(rx1, bw, pw, &x1, &x2);
-  prroi_bin_edges(ry1, bh, ph, &y1, &y2);
   prroi_bin_coor_grad(batch_features + int64_t(c) * height * width, height,
-                      width, x1, y1, x2, y2, bw, bh, ph, pw, pooled_h, pooled_w,
-                      g, avg, scale, acc);
+                      width, roi, ph, pw, g, avg, scale, acc);
+}
+
+// Whether rois[k, 0] truncates to a batch index in [0, batch_size): checked on
+// the device, so a bad index (the Python entry points reject it first) pools to
+// NaN and reads no memory, without a host sync.
+template <typename T>
+__device__ __forceinline__ bool valid_batch(T index, int64_t batch_size) {
+  return index > T(-1) && index < T(batch_size);
 }
 
 // Sums acc[0..3] over the block and adds the sums to out[0..3] with one

@@ -37,15 +37,15 @@ struct Levels {
 template <typename scalar_t, typename T>
 __global__ void max_levels_kernel(int64_t total, Levels<scalar_t, T> levels,
                                   const scalar_t* rois, scalar_t* output,
-                                  uint8_t* level_index, int channels,
-                                  int pooled_h, int pooled_w) {
+                                  uint8_t* level_index, int64_t batch_size,
+                                  int channels, int pooled_h, int pooled_w) {
   for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        index < total; index += int64_t(blockDim.x) * gridDim.x) {
     T best = T(0);
     uint8_t best_level = 0;
     for (int l = 0; l < levels.count; ++l) {
       const Bin<T> bin(index, rois, levels.scale[l], channels, pooled_h,
-                       pooled_w);
+                       pooled_w, batch_size);
       T v;
       if (bin.state != kPrRoIValid) {
         v = bin.state == kPrRoIEmpty ? T(0) : T(NAN);
@@ -76,35 +76,45 @@ __global__ void max_levels_coor_kernel(int slices, int per_roi,
                                        const scalar_t* output,
                                        const uint8_t* level_index,
                                        const scalar_t* rois, T* grad_rois,
-                                       int channels, int pooled_h,
-                                       int pooled_w) {
+                                       int64_t batch_size, int channels,
+                                       int pooled_h, int pooled_w) {
   const int64_t k = blockIdx.x / slices;
   const int begin = (blockIdx.x % slices) * kRoiSumSlice;
   const int end = min(begin + kRoiSumSlice, per_roi);
-  const scalar_t* roi = rois + k * 5;
-  const int64_t batch = static_cast<int64_t>(static_cast<T>(roi[0]));
-  const T corner[4] = {static_cast<T>(roi[1]), static_cast<T>(roi[2]),
-                       static_cast<T>(roi[3]), static_cast<T>(roi[4])};
+  // the RoI on each level, once per block: its state and reciprocals
+  __shared__ PrRoIGeometry<T> geometry[kMaxLevels];
+  __shared__ int state[kMaxLevels];
+  if (threadIdx.x < levels.count) {
+    const int l = threadIdx.x;
+    const scalar_t* roi = rois + k * 5;
+    const T scale = levels.scale[l];
+    const T rx1 = static_cast<T>(roi[1]) * scale;
+    const T ry1 = static_cast<T>(roi[2]) * scale;
+    T bw = T(0), bh = T(0);
+    state[l] = valid_batch(static_cast<T>(roi[0]), batch_size)
+                   ? prroi_roi_bins(rx1, ry1, static_cast<T>(roi[3]) * scale,
+                                    static_cast<T>(roi[4]) * scale, pooled_h,
+                                    pooled_w, &bw, &bh)
+                   : kPrRoINonFinite;
+    geometry[l] = prroi_geometry(rx1, ry1, bw, bh, pooled_h, pooled_w);
+  }
+  __syncthreads();
+  const int64_t batch =
+      state[0] == kPrRoINonFinite ? 0 : static_cast<int64_t>(static_cast<T>(rois[k * 5]));
   T acc[4] = {T(0), T(0), T(0), T(0)};
   for (int e = begin + threadIdx.x; e < end; e += kRoiSumThreads) {
     const int64_t index = k * per_roi + e;
     const int l = level_index[index];
-    const T scale = levels.scale[l];
-    const T rx1 = corner[0] * scale, ry1 = corner[1] * scale;
-    T bw, bh;
-    const int state =
-        prroi_roi_bins(rx1, ry1, corner[2] * scale, corner[3] * scale,
-                       pooled_h, pooled_w, &bw, &bh);
-    if (state == kPrRoINonFinite) {
+    if (state[l] == kPrRoINonFinite) {
       for (int j = 0; j < 4; ++j) acc[j] += T(NAN);
       continue;
     }
     const T g = static_cast<T>(grad_output[index]);
-    if (state == kPrRoIEmpty || g == T(0)) continue;
+    if (state[l] == kPrRoIEmpty || g == T(0)) continue;
     const int h = levels.height[l], w = levels.width[l];
     add_element_coor_grad(e, levels.data[l] + batch * channels * h * w, h, w,
-                          rx1, ry1, bw, bh, pooled_h, pooled_w, g,
-                          static_cast<T>(output[index]), scale, acc);
+                          geometry[l], pooled_h, pooled_w, g,
+                          static_cast<T>(output[index]), levels.scale[l], acc);
   }
   block_sum4_atomic_add(acc, grad_rois + k * 4);
 }
@@ -156,6 +166,7 @@ std::tuple<at::Tensor, at::Tensor> prroi_pool_max_levels_cuda(
   auto level = at::empty(output.sizes(), output.options().dtype(at::kByte));
   const int64_t total = output.numel();
   if (total == 0) return {output, level};
+  check_roi_elements(features[0].size(1) * pooled_height * pooled_width);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::ScalarType::Half, at::ScalarType::BFloat16,
       features[0].scalar_type(), "prroi_pool_max_levels_cuda", [&] {
@@ -165,8 +176,8 @@ std::tuple<at::Tensor, at::Tensor> prroi_pool_max_levels_cuda(
                 total, make_levels<scalar_t, T>(feats, spatial_scales),
                 boxes.const_data_ptr<scalar_t>(),
                 output.mutable_data_ptr<scalar_t>(),
-                level.mutable_data_ptr<uint8_t>(), feats[0].size(1),
-                pooled_height, pooled_width);
+                level.mutable_data_ptr<uint8_t>(), feats[0].size(0),
+                feats[0].size(1), pooled_height, pooled_width);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
   return {output, level};
@@ -211,7 +222,8 @@ at::Tensor prroi_pool_max_levels_coor_backward_cuda(
                   out.const_data_ptr<scalar_t>(),
                   lvl.const_data_ptr<uint8_t>(),
                   boxes.const_data_ptr<scalar_t>(), grad.mutable_data_ptr<T>(),
-                  feats[0].size(1), pooled_height, pooled_width);
+                  feats[0].size(0), feats[0].size(1), pooled_height,
+                  pooled_width);
           C10_CUDA_KERNEL_LAUNCH_CHECK();
         });
   }
