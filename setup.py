@@ -18,8 +18,11 @@ CSRC = osp.join('projects', 'gan_mask_rcnn', 'gan_mask_rcnn', 'ops', 'csrc')
 
 
 def make_extension():
+    # torchvision's layout: one schema file per op, its kernels in cpu/, cuda/
+    # and autocast/ as <op>_kernel.{cpp,cu}
     sources = sorted(glob.glob(osp.join(CSRC, '*.cpp')) +
-                     glob.glob(osp.join(CSRC, 'cpu', '*.cpp')))
+                     glob.glob(osp.join(CSRC, 'cpu', '*.cpp')) +
+                     glob.glob(osp.join(CSRC, 'autocast', '*.cpp')))
     if not sources:
         return []
     include_dirs = [osp.abspath(osp.join(CSRC, 'common'))]

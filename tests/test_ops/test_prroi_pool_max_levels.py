@@ -93,18 +93,6 @@ def test_channels_last_levels_give_the_same_values_and_gradients():
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
 
 
-def test_gradcheck_rois_and_levels():
-    feats, _ = _inputs(channels=2, size=64)
-    # off every level's grid points, where PrRoIPool is not differentiable
-    rois = torch.tensor([[0, 3.3, 5.7, 41.1, 30.9], [1, 10.3, 12.9, 59.7, 50.1],
-                         [0, 45.1, 20.7, 61.3, 62.9]], dtype=torch.float64)
-    index, coords = rois[:, :1], rois[:, 1:].clone()  # perturbing an index is not a
-    feats = [f.requires_grad_() for f in feats]      # derivative (it is truncated)
-    assert torch.autograd.gradcheck(
-        lambda c, *f: prroi_pool_max_levels(f, torch.cat([index, c], 1), 3, SCALES),
-        (coords.requires_grad_(), *feats), eps=1e-6, atol=1e-6)
-
-
 def _saved_bytes(fn, feats, rois):
     """Bytes of the distinct tensors autograd keeps for backward beyond the inputs
     and the output (which the caller holds anyway), and the output's bytes."""
@@ -151,12 +139,6 @@ def test_nan_and_degenerate_rois_merge_like_torch_maximum():
                                equal_nan=True)
     assert out[0, 1].isnan().any() and not out[0, [0, 2]].isnan().any()
     assert (out[1] == 0).all() and out[2].isnan().all() and (out[3] == 0).all()
-
-
-def test_opcheck():
-    feats, rois = _inputs(channels=2, size=32)
-    torch.library.opcheck(torch.ops.gan_mask_rcnn.prroi_pool_max_levels.default,
-                          (feats, rois, 3, 2, SCALES))
 
 
 def test_kernel_checks_are_named():

@@ -83,3 +83,31 @@ def check_batch_index(rois: Tensor, batch_size: int) -> None:
         raise ValueError(f'rois[{k}, 0] (batch index) must be in [0, {batch_size}), '
                          f'got {index[k].item():g} (features have batch size '
                          f'{batch_size})')
+
+
+def fake_check_inputs(features_shape, dtype, device, rois: Tensor, pooled_height: int,
+                      pooled_width: int) -> None:
+    """The C++ kernels' shape, dtype and device checks (``prroi_check_inputs``), for
+    the fake kernels: ``torch.compile`` and ``opcheck`` meet the same errors."""
+    torch._check(len(features_shape) == 4,
+                 lambda: f'prroi_pool: features must be (N, C, H, W), got {features_shape}')
+    torch._check(rois.dim() == 2 and rois.shape[1] == 5,
+                 lambda: f'prroi_pool: rois must be (K, 5), got {tuple(rois.shape)}')
+    torch._check(rois.dtype == dtype and rois.device == device,
+                 lambda: f'prroi_pool: features and rois must have one dtype and device, '
+                         f'got {dtype} on {device} and {rois.dtype} on {rois.device}')
+    torch._check(dtype.is_floating_point,
+                 lambda: f'prroi_pool: features must be floating point, got {dtype}')
+    torch._check(pooled_height > 0 and pooled_width > 0,
+                 lambda: f'prroi_pool: output_size must be positive, got '
+                         f'({pooled_height}, {pooled_width})')
+
+
+def fake_check_pooled(tensor: Tensor, name: str, shape, dtype, device) -> None:
+    """``tensor`` must be ``shape`` (K, C, PH, PW) of ``dtype`` on ``device``."""
+    torch._check(tuple(tensor.shape) == tuple(shape),
+                 lambda: f'prroi_pool: {name} must have shape {tuple(shape)}, '
+                         f'got {tuple(tensor.shape)}')
+    torch._check(tensor.dtype == dtype and tensor.device == device,
+                 lambda: f'prroi_pool: {name} must be {dtype} on {device}, got '
+                         f'{tensor.dtype} on {tensor.device}')

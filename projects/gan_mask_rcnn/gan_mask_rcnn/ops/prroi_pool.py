@@ -23,12 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from . import _C  # noqa: F401  (registers torch.ops.gan_mask_rcnn.*)
-from ._checks import check_batch_index, check_inputs, check_output_size
+from ._checks import (check_batch_index, check_inputs, check_output_size, fake_check_inputs,
+                      fake_check_pooled)
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool')
 def _prroi_pool_fake(features, rois, pooled_height, pooled_width,
                      spatial_scale):
+    fake_check_inputs(features.shape, features.dtype, features.device, rois,
+                      pooled_height, pooled_width)
     return features.new_empty(
         (rois.shape[0], features.shape[1], pooled_height, pooled_width))
 
@@ -36,12 +39,22 @@ def _prroi_pool_fake(features, rois, pooled_height, pooled_width,
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool_backward')
 def _prroi_pool_backward_fake(grad_output, rois, features_shape, pooled_height,
                               pooled_width, spatial_scale):
+    fake_check_inputs(features_shape, grad_output.dtype, grad_output.device, rois,
+                      pooled_height, pooled_width)
+    fake_check_pooled(grad_output, 'grad_output',
+                      (rois.shape[0], features_shape[1], pooled_height, pooled_width),
+                      grad_output.dtype, grad_output.device)
     return grad_output.new_empty(features_shape)
 
 
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool_coor_backward')
 def _prroi_pool_coor_backward_fake(grad_output, output, features, rois,
                                    pooled_height, pooled_width, spatial_scale):
+    fake_check_inputs(features.shape, features.dtype, features.device, rois,
+                      pooled_height, pooled_width)
+    shape = (rois.shape[0], features.shape[1], pooled_height, pooled_width)
+    fake_check_pooled(grad_output, 'grad_output', shape, features.dtype, features.device)
+    fake_check_pooled(output, 'output', shape, features.dtype, features.device)
     return rois.new_empty(rois.shape)
 
 

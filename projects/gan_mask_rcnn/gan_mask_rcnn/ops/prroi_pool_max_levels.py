@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 from . import _C  # noqa: F401  (registers torch.ops.gan_mask_rcnn.*)
-from ._checks import check_batch_index, check_inputs, check_output_size
+from ._checks import (check_batch_index, check_inputs, check_output_size, fake_check_inputs,
+                      fake_check_pooled)
 
 _OPS = torch.ops.gan_mask_rcnn
 
@@ -39,6 +40,7 @@ _OPS = torch.ops.gan_mask_rcnn
 @torch.library.register_fake('gan_mask_rcnn::prroi_pool_max_levels')
 def _prroi_pool_max_levels_fake(features, rois, pooled_height, pooled_width,
                                 spatial_scales):
+    _fake_check_levels(features, rois, pooled_height, pooled_width, spatial_scales)
     shape = (rois.shape[0], features[0].shape[1], pooled_height, pooled_width)
     fmt = torch.channels_last if features[0].device.type == 'cpu' else torch.contiguous_format
     return (torch.empty(shape, dtype=features[0].dtype, device=features[0].device,
@@ -51,7 +53,32 @@ def _prroi_pool_max_levels_fake(features, rois, pooled_height, pooled_width,
 def _prroi_pool_max_levels_coor_backward_fake(grad_output, output, level, features,
                                               rois, pooled_height, pooled_width,
                                               spatial_scales):
+    _fake_check_levels(features, rois, pooled_height, pooled_width, spatial_scales)
+    shape = (rois.shape[0], features[0].shape[1], pooled_height, pooled_width)
+    for tensor, name in ((grad_output, 'grad_output'), (output, 'output')):
+        fake_check_pooled(tensor, name, shape, features[0].dtype, features[0].device)
+    fake_check_pooled(level, 'level', shape, torch.uint8, features[0].device)
     return rois.new_empty(rois.shape)
+
+
+def _fake_check_levels(features, rois, pooled_height, pooled_width, spatial_scales):
+    """The C++ ``prroi_check_levels`` for the fake kernels."""
+    torch._check(1 <= len(features) <= 255,
+                 lambda: f'prroi_pool_max_levels: need 1 to 255 levels, got {len(features)}')
+    torch._check(len(features) == len(spatial_scales),
+                 lambda: 'prroi_pool_max_levels: need one spatial scale per level, got '
+                         f'{len(features)} levels and {len(spatial_scales)} scales')
+    first = features[0]
+    fake_check_inputs(first.shape, first.dtype, first.device, rois, pooled_height,
+                      pooled_width)
+    for f in features:
+        torch._check(f.dim() == 4 and f.shape[:2] == first.shape[:2],
+                     lambda: 'prroi_pool_max_levels: every level must be (N, C, H, W) with '
+                             f'the (N, C) of the first, got {tuple(first.shape)} and '
+                             f'{tuple(f.shape)}')
+        torch._check(f.dtype == first.dtype and f.device == first.device,
+                     lambda: f'prroi_pool_max_levels: every level must be {first.dtype} on '
+                             f'{first.device}, got {f.dtype} on {f.device}')
 
 
 def _setup_context(ctx, inputs, output):

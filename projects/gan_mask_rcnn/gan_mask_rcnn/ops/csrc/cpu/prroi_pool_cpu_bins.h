@@ -1,5 +1,5 @@
-// Per-RoI bin geometry of the CPU PrRoIPool kernels (prroi_pool_cpu.cpp,
-// prroi_pool_max_levels_cpu.cpp): axis weights computed once per RoI, the
+// Per-RoI bin geometry of the CPU PrRoIPool kernels (prroi_pool_kernel.cpp,
+// prroi_pool_max_levels_kernel.cpp): axis weights computed once per RoI, the
 // separable vertical pass (see prroi_pool_utils.h for the math), and small
 // helpers of the channels-last kernels.
 #ifndef PRROI_POOL_CPU_BINS_H

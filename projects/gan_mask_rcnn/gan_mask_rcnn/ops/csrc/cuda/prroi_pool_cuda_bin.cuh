@@ -1,5 +1,5 @@
 // Location and geometry of one output bin, shared by the CUDA PrRoIPool
-// kernels (prroi_pool_cuda.cu, prroi_pool_max_levels_cuda.cu).
+// kernels (prroi_pool_kernel.cu, prroi_pool_max_levels_kernel.cu).
 #ifndef PRROI_POOL_CUDA_BIN_CUH
 #define PRROI_POOL_CUDA_BIN_CUH
 

@@ -1,5 +1,5 @@
 // Launch geometry and block reduction of the CUDA RoI-coordinate backward
-// kernels (prroi_pool_cuda.cu, prroi_pool_max_levels_cuda.cu).
+// kernels (prroi_pool_kernel.cu, prroi_pool_max_levels_kernel.cu).
 //
 // Every output element of a RoI adds four partials (x1, y1, x2, y2) to that
 // RoI's gradient. One atomic per element and coordinate puts C * PH * PW
