@@ -9,6 +9,8 @@ import math
 import os
 import os.path as osp
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -189,6 +191,32 @@ def test_log_keeps_the_end_past_its_cap(tmp_path, monkeypatch):
     text = (out / 'setup.log').read_text()
     assert len(text) < 4000 and text.rstrip().endswith('[s] THE END')
     assert 'lines left out' in text
+
+
+def test_sigterm_ends_the_steps_and_keeps_what_they_did(tmp_path):
+    """The check killed from outside (a call's time limit) records the running step
+    and leaves its lines and the table in $OUT."""
+    script = tmp_path / 'check.py'
+    script.write_text(
+        'import sys\n'
+        f'sys.path.insert(0, {osp.join(REPO, "tools", "gpu_check")!r})\n'
+        'import plan, run_check\n'
+        'steps = [plan.Step("long", "echo started; sleep 60"), plan.Step("later", "true",'
+        ' needs=["long"])]\n'
+        'run_check.build_plan = lambda *args: steps\n'
+        f'run_check.main(["--device", "cpu", "--out", {str(tmp_path / "out")!r}])\n')
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    log = tmp_path / 'out' / 'setup.log'
+    for _ in range(100):
+        if log.exists() and 'started' in log.read_text():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    table = (tmp_path / 'out' / 'gpu_check.md').read_text()
+    assert '| long | TIMEOUT |' in table and 'the check was stopped (SIGTERM)' in table
+    assert '| later | skip |' in table and '[long] started' in log.read_text()
+    assert proc.returncode != 0
 
 
 def _names(steps, skipped):

@@ -140,9 +140,19 @@ def blocked_by(step: Step, results: Dict[str, StepResult], steps: List[Step]) ->
     return f'needs {" and ".join(missing)} on PATH' if missing else ''
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT reached the check."""
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signal.Signals(signum).name)
+
+
 def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str, out: str,
               on_result=lambda result: None) -> List[StepResult]:
-    """Run ``steps`` by the plan's rules until each ended, was skipped or ran out of time."""
+    """Run ``steps`` by the plan's rules until each ended, was skipped or ran out of time.
+    SIGTERM or SIGINT ends the running steps' process groups and records them, and
+    the steps not started, before the check exits."""
     results: Dict[str, StepResult] = {}
     pending, running = list(steps), []
 
@@ -150,6 +160,26 @@ def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str
         results[result.name] = result
         on_result(result)
 
+    previous = {sig: signal.signal(sig, _raise_stopped)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _schedule(steps, env, deadline, logs, out, pending, running, results, finish)
+    except Stopped as why:
+        for r in running:
+            r.stop()
+            result = r.result(None)
+            result.numbers = f'the check was stopped ({why}): {result.numbers}'[:200]
+            finish(result)
+        for step in pending:
+            finish(StepResult(step.name, SKIP, numbers=f'the check was stopped ({why})'))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return [results[s.name] for s in steps]
+
+
+def _schedule(steps, env, deadline, logs, out, pending, running, results, finish) -> None:
+    """``run_steps``' loop: end, skip and start steps until none is left."""
     while pending or running:
         for r in list(running):
             rc = r.proc.poll()
@@ -178,7 +208,6 @@ def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str
                 break  # the rules change with every start
         else:
             time.sleep(0.1)
-    return [results[s.name] for s in steps]
 
 
 def parse_args(argv=None):
