@@ -28,7 +28,7 @@ IMPORTS = ['mmengine', 'mmcv', 'mmcv.ops', 'mmdet', 'pycocotools', 'faster_coco_
 # the files with CUDA-marked tests; ops ones also run without mmdet (--noconftest)
 OP_TESTS = ['tests/test_ops/test_prroi_pool.py', 'tests/test_ops/test_prroi_pool_autocast.py',
             'tests/test_ops/test_prroi_pool_bad_input.py',
-            'tests/test_ops/test_prroi_pool_max_levels.py']
+            'tests/test_ops/test_prroi_pool_max_levels.py', 'tests/test_ops/test_roi_op_tester.py']
 MODEL_TESTS = ['tests/test_engine/test_amp.py']
 NOT_IN_MODE = 'not in this mode'  # prefix of the skip of a step this mode leaves out
 
@@ -203,8 +203,10 @@ def build_plan(device: str, python: str, carry: str, work: str, arch: str,
                                                      'build-project'],
              cmd=f'{py} tools/gpu_check/carry.py --imports ' + ' '.join(IMPORTS)),
         Step('model-tests', cap=180, estimate=60, log='tests.log', kind='pytest',
-             needs=['imports'], cmd=(pytest_cmd(py, MODEL_TESTS, model_marks) + ' && ' +
-                                     pytest_cmd(py, OP_TESTS, op_marks, ' -k mmcv'))),
+             needs=['imports'],  # the model's tests and the op's against mmcv's, at once
+             cmd=pytest_cmd(py, MODEL_TESTS + OP_TESTS, model_marks,
+                            ' -k "mmcv or ' + ' or '.join(
+                                osp.basename(f)[:-3] for f in MODEL_TESTS) + '"')),
     ]
     trainings, timed = training_steps(device, python, work, iters)
     bench = Step('benchmark', cap=120, estimate=45, log='bench.log', kind='bench',
