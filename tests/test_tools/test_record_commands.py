@@ -96,7 +96,7 @@ def _accepts(type_name, key):
 
 
 def _check_key(cfg, key, where):
-    node, parts = cfg, key.split('.')
+    node, parts = cfg._cfg_dict, key.split('.')
     for i, part in enumerate(parts):
         if isinstance(node, dict) and part in node:
             node = node[part]
