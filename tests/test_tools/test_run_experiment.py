@@ -174,7 +174,7 @@ def test_baselines_are_borrowed_only_from_the_same_config(shapes_root, tmp_path,
 
     def setup(work, **kw):
         os.makedirs(work, exist_ok=True)
-        args = argparse.Namespace(dataset='shapes', configs=None, iters=20,
+        args = argparse.Namespace(dataset='shapes', data_root=None, configs=None, iters=20,
                                   val_fraction=0.25, image_scale=[288, 192], options={},
                                   gan_options={}, baseline_from=src, exact_resume=False)
         vars(args).update(kw)
