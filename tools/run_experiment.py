@@ -1,4 +1,4 @@
-"""Baseline vs GAN Mask R-CNN over several seeds: train, test, tabulate (issue 7).
+"""Baseline vs GAN Mask R-CNN over several seeds: train, test, tabulate.
 
 For each seed, trains the baseline and the GAN CPU config of a data set with the
 same data, schedule and seed (`mim train mmdet`), evaluates both on the test split
@@ -299,7 +299,7 @@ def main():
             start = time.time()
             runs[model][seed] = mim_test(cfg_file, ckpt, osp.join(run_dir, 'test'),
                                          osp.join(run_dir, 'test.log'))
-            if not osp.exists(wall_file):  # first completion: every session's training
+            if not osp.exists(wall_file):  # first completion: every part of a resumed training
                 with open(wall_file, 'w') as f:
                     f.write(f'{train_wall_seconds(run_dir) + time.time() - start:.0f}\n')
             walls.setdefault(model, []).append(float(read(wall_file)))

@@ -50,7 +50,7 @@ if [[ ! -f "$VENV/.deps-$deps_hash" ]]; then
   mmcv="$(pin mmcv)"
   mkdir -p "$WHEELS"
   if ! ls "$WHEELS"/mmcv-"${mmcv#mmcv==}"-*.whl >/dev/null 2>&1; then
-    echo "[setup] compiling $mmcv with ops (8 to 23 minutes on 2 cores; cached in $WHEELS)"
+    echo "[setup] compiling $mmcv with ops (about 20 minutes; cached in $WHEELS)"
     step "build $mmcv wheel" env MMCV_WITH_OPS=1 "${PIP[@]}" wheel -q --no-build-isolation \
       --no-deps "$mmcv" -w "$WHEELS"
   fi

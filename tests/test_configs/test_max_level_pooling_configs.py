@@ -1,4 +1,4 @@
-"""The max-over-levels pooling pairs (issue 37.2): the author's generator-head pooling.
+"""The max-over-levels pooling pairs: the author's generator-head pooling.
 
 Each config must build, pool its box and mask RoIs as the maximum over all FPN
 levels, and differ from the config it extends in the two RoI extractors only, so

@@ -1,7 +1,7 @@
 """Pool the paired seeds of several ``tools/run_experiment.py`` work directories.
 
-Seeds of one experiment are often trained in several work directories (another
-session, another machine of the same kernel set). This tool reads every seed whose
+Seeds of one experiment are often trained in several work directories (other
+runs on a CPU of the same kernel set). This tool reads every seed whose
 baseline and GAN runs both finished in each directory, checks that all runs of a
 model trained the same config up to the seed (and the same split files), refuses a
 seed found in two directories, and writes the table of ``run_experiment.py`` over
