@@ -67,7 +67,7 @@ def test_gan_losses_under_cpu_autocast(shapes_root, tmp_path):
     _, proposals = model.rpn_head.loss_and_predict(
         [f.float() for f in feats], rpn_samples, proposal_cfg=model.train_cfg.rpn_proposal)
     with torch.autocast('cpu', dtype=torch.bfloat16), \
-            model.roi_head.gan_schedule(*model.current_gan_schedule()):
+            model.roi_head.generator_pass(model.current_gan_schedule()[1]):
         losses = model.roi_head.loss(feats, proposals, samples)
     assert {'loss_g_box', 'loss_g_mask'} <= set(losses)
     for name, value in losses.items():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from test_gan_roi_head import NUM_CLASSES, head_cfg, heads, make_batch, run_loss  # noqa: F401
+from test_gan_roi_head import NUM_CLASSES, head_cfg, heads, make_batch, run_gan_loss  # noqa: F401
 
 from gan_mask_rcnn.discriminator_inputs import decode_positive_boxes
 from mmdet.registry import MODELS
@@ -49,12 +49,10 @@ def test_max_disc_rois_per_img_feeds_an_aligned_subset(heads):
     for d in gan.discriminators():
         d.requires_grad_(False)
     batch = make_batch()
-    run_loss(gan, batch)
-    full = dict(gan._disc_inputs)
+    full = {kind: v for (kind, _), v in run_gan_loss(gan, batch)[1].items()}
     num_pos = len(full['box'][1])
     gan.max_disc_rois_per_img = 2
-    run_loss(gan, batch)
-    capped = gan._disc_inputs
+    capped = {kind: v for (kind, _), v in run_gan_loss(gan, batch)[1].items()}
     assert num_pos > 4 and len(capped['box'][1]) == 4 and len(capped['mask'][0]) == 4
     # fake boxes (decoded regressions) are distinct; several positives share a GT box
     box_rows = _rows_of(capped['box'][1], full['box'][1])
@@ -68,9 +66,9 @@ def test_max_disc_rois_per_img_feeds_an_aligned_subset(heads):
     for i in (0, 1):
         torch.testing.assert_close(capped['mask'][i], full['mask'][i][mask_rows])
     gan.max_disc_rois_per_img = 100  # above every image's positives: the full set
-    run_loss(gan, batch)
+    inputs = run_gan_loss(gan, batch)[1]
     for key in ('box', 'mask'):
-        for a, b in zip(gan._disc_inputs[key], full[key]):
+        for a, b in zip(inputs[(key, 0)], full[key]):
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match='max_disc_rois_per_img'):
         MODELS.build(head_cfg(max_disc_rois_per_img=0))

@@ -1,4 +1,5 @@
-"""GANRoIHead: adversarial terms in training, exactly StandardRoIHead otherwise.
+"""GANRoIHead: adversarial terms inside a generator pass, exactly StandardRoIHead
+otherwise (keeping nothing).
 
 References: mmdet's own StandardRoIHead (same weights, same random state), the
 ground-truth boxes (decoding the encoded targets), finite differences, and which
@@ -97,9 +98,17 @@ def make_batch(seed=0, num_imgs=2, add_gt_proposals=True):
 
 
 def run_loss(head, batch, seed=0):
+    """The head's losses outside a generator pass (a plain head)."""
     x, proposals, samples = batch
     torch.manual_seed(seed)  # the RoI sampler draws from torch's generator
     return head.loss(x, copy.deepcopy(proposals), samples)
+
+
+def run_gan_loss(head, batch, seed=0, scale=1.0):
+    """The head's losses in a generator pass, and the discriminators' inputs."""
+    with head.generator_pass(scale) as gen_pass:
+        losses = run_loss(head, batch, seed)
+    return losses, gen_pass.inputs
 
 
 @pytest.fixture
@@ -113,21 +122,34 @@ def heads():
     return gan, std
 
 
-def test_not_adversarial_is_exactly_standard_roi_head(heads):
+def test_outside_a_generator_pass_is_exactly_standard_roi_head_keeping_nothing(heads):
+    """A ``loss`` call outside a GAN step (e.g. a validation-loss hook) is plain:
+    StandardRoIHead's losses, no discriminator runs, and no tensor stays on the
+    head afterwards (nor after a generator pass)."""
     gan, std = heads
     batch = make_batch()
-    with gan.gan_schedule(adversarial=False, adv_weight_scale=1.0):
-        ours = run_loss(gan, batch)
+    calls = []
+    for module in gan.discriminators() + [gan.disc_roi_extractor]:
+        module.register_forward_pre_hook(lambda m, args: calls.append(type(m).__name__))
+    ours = run_loss(gan, batch)
     ref = run_loss(std, batch)
     assert ours.keys() == ref.keys()
     for key in ref:
         assert torch.equal(ours[key], ref[key]), key
+    assert not calls
+    before = dict(vars(gan))
+    run_gan_loss(gan, batch)
+    assert calls  # the pass ran the discriminators
+    assert gan._generator_pass is None
+    assert vars(gan).keys() == before.keys()
+    changed = [k for k, v in vars(gan).items() if v is not before[k]]
+    assert not changed, changed
 
 
 def test_adversarial_adds_generator_terms_only(heads):
     gan, std = heads
     batch = make_batch()
-    ours, ref = run_loss(gan, batch), run_loss(std, batch)
+    (ours, _), ref = run_gan_loss(gan, batch), run_loss(std, batch)
     # two generator terms, and two logged parts of the mask critic's L_G
     assert set(ours) - set(ref) == {'loss_g_box', 'loss_g_mask', 'l1_g_mask_input',
                                     'l1_g_mask_layers'}
@@ -160,7 +182,7 @@ def test_box_generator_gradient_reaches_bbox_pred_only(heads):
     gan, _ = heads
     for d in gan.discriminators():
         d.requires_grad_(False)
-    run_loss(gan, make_batch())['loss_g_box'].backward()
+    run_gan_loss(gan, make_batch())[0]['loss_g_box'].backward()
     assert gan.bbox_head.fc_reg.weight.grad.abs().sum() > 0
     assert gan.bbox_head.fc_cls.weight.grad is None  # only through the coordinates
     assert gan.mask_head.conv_logits.weight.grad is None
@@ -183,7 +205,7 @@ def test_box_generator_gradient_matches_finite_differences(heads):
     bias = gan.bbox_head.fc_reg.bias
 
     def loss_g():
-        return run_loss(gan, (x, proposals, samples))['loss_g_box']
+        return run_gan_loss(gan, (x, proposals, samples))[0]['loss_g_box']
 
     loss_g().backward()
     # piecewise smooth (PrRoIPool bins, max over levels, LeakyReLU): a small step
@@ -208,7 +230,7 @@ def test_mask_generator_gradient_reaches_only_gt_class_logits(heads):
     batch = make_batch()
     for d in gan.discriminators():
         d.requires_grad_(False)
-    run_loss(gan, batch)['loss_g_mask'].backward()
+    run_gan_loss(gan, batch)[0]['loss_g_mask'].backward()
     labels = set(torch.cat([s.gt_instances.labels for s in batch[2]]).tolist())
     grad = gan.mask_head.conv_logits.weight.grad.flatten(1).abs().sum(1)
     with_grad = {cls for cls in range(NUM_CLASSES) if grad[cls] > 0}
@@ -227,41 +249,39 @@ def test_no_positive_samples_gives_zero_connected_terms(heads):
         s.gt_instances.bboxes[:] = torch.tensor([40., 40., 60., 60.])
     for d in gan.discriminators():
         d.requires_grad_(False)
-    losses = run_loss(gan, (x, proposals, samples))
+    losses, inputs = run_gan_loss(gan, (x, proposals, samples))
     assert losses['loss_g_box'].item() == 0 and losses['loss_g_mask'].item() == 0
+    assert inputs == {}
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     for d in gan.discriminators():
         d.requires_grad_(True)
-    d_losses = gan.discriminator_loss()
+    d_losses = gan.discriminator_loss(inputs)
     assert set(d_losses) == {'loss_d_box', 'loss_d_mask', 'drift_d_box', 'drift_d_mask'}
     (d_losses['loss_d_box'] + d_losses['loss_d_mask']).backward()
     for d in gan.discriminators():
         assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in d.parameters())
 
 
-def test_discriminator_loss_on_kept_inputs(heads):
+def test_discriminator_loss_on_the_passed_inputs(heads):
     gan, _ = heads
     for d in gan.discriminators():
         d.requires_grad_(False)
-    run_loss(gan, make_batch())
+    _, inputs = run_gan_loss(gan, make_batch())
     for d in gan.discriminators():
         d.requires_grad_(True)
+    assert set(inputs) == {('box', 0), ('mask', 0)}
     # the pooled 28x28x256 inputs come channels-last (the convolutions' fast layout)
     for key, pooled in (('box', 0), ('box', 1), ('mask', 0)):
-        assert gan._disc_inputs[key][pooled].is_contiguous(
-            memory_format=torch.channels_last), key
-    out = gan.discriminator_loss()
+        assert inputs[(key, 0)][pooled].is_contiguous(memory_format=torch.channels_last), key
+    out = gan.discriminator_loss(inputs)
     assert set(out) == {'loss_d_box', 'acc_d_box_real', 'acc_d_box_fake',
                         'loss_d_mask', 'dist_d_mask', 'drift_d_box', 'drift_d_mask'}
     assert out['loss_d_mask'].item() == pytest.approx(-out['dist_d_mask'].item())
     assert 0 <= out['acc_d_box_real'] <= 1 and 0 <= out['acc_d_box_fake'] <= 1
     (out['loss_d_box'] + out['loss_d_mask']).backward()
-    # the kept inputs are detached: only discriminator parameters get gradients
+    # the inputs are detached: only discriminator parameters get gradients
     for name, p in gan.named_parameters():
         assert (p.grad is not None) == ('discriminator' in name), name
-    gan.clear_discriminator_inputs()
-    with pytest.raises(RuntimeError, match='preceding adversarial loss'):
-        gan.discriminator_loss()
 
 
 def test_build_errors_say_what_to_write():
@@ -270,7 +290,12 @@ def test_build_errors_say_what_to_write():
     with pytest.raises(ValueError, match='disc_roi_extractor'):
         MODELS.build(head_cfg(disc_roi_extractor=None))
     cfg = head_cfg(mask_head=None, mask_roi_extractor=None)
-    with pytest.raises(ValueError, match='mask_discriminator needs a mask_head'):
+    with pytest.raises(ValueError, match='mask_discriminator needs a mask_head, got '
+                                         'mask_head=None in GANRoIHead: drop'):
         MODELS.build(cfg)
     only_box = MODELS.build(head_cfg(mask_discriminator=None))
     assert only_box.discriminator_names() == ['box_discriminator']
+    with pytest.raises(ValueError, match=r"box_stages must be 'all', 'last' or distinct "
+                                         r'stage indices in \[0\] \(GANRoIHead has 1 '
+                                         r'stage\(s\)\), got \[1\]'):
+        MODELS.build(head_cfg(box_stages=[1]))

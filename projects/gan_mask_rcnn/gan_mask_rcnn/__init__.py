@@ -8,6 +8,8 @@ from .box_discriminator import BoxDiscriminator
 from .coco_boundary_metric import CocoBoundaryMetric
 from .checkpoint_compat import allow_mmengine_checkpoint_types
 from .datasets import CheckedCityscapesDataset, CheckedCocoDataset, GlaSDataset, ShapesDataset
+from .gan_cascade_rcnn import GANCascadeRCNN, GANHybridTaskCascade
+from .gan_cascade_roi_head import GANCascadeRoIHead, GANHybridTaskCascadeRoIHead
 from .gan_mask_rcnn import GANMaskRCNN
 from .gan_optim_wrapper_constructor import GANOptimWrapperConstructor
 from .gan_roi_head import GANRoIHead
@@ -22,6 +24,8 @@ allow_mmengine_checkpoint_types()
 __version__ = '0.1.0'
 
 __all__ = ['BoxDiscriminator', 'MaskDiscriminator', 'GANRoIHead', 'GANMaskRCNN',
+           'GANCascadeRoIHead', 'GANHybridTaskCascadeRoIHead', 'GANCascadeRCNN',
+           'GANHybridTaskCascade',
            'GANOptimWrapperConstructor', 'ReseedIterBasedTrainLoop',
            'CheckedCocoDataset', 'CheckedCityscapesDataset', 'GlaSDataset', 'ShapesDataset',
            'GradAllReduceDataParallel',

@@ -1,8 +1,9 @@
-"""The boxes the discriminators of GAN Mask R-CNN see, from the RoI sampler's output:
-the box head's regression of each positive, decoded (fake), and the ground-truth
-boxes of those positives, each box once (real).
+"""What the discriminators of GAN Mask R-CNN see, from the RoI sampler's output: the
+positives they score (all, or a random subset per image), the box head's regression
+of each, decoded (fake), and the ground-truth boxes of those positives, each box
+once (real).
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -64,3 +65,38 @@ def distinct_gt_boxes(sampling_results: List[SamplingResult],
         offset += len(distinct)
     return boxes, torch.cat(index)
 
+
+def positive_subset(sampling_results: List[SamplingResult],
+                    cap: Optional[int]) -> List[Tensor]:
+    """Per image, the positives the discriminators see: all of them, or a random
+    subset of at most ``cap`` (drawn from torch's generator, in sorted order).
+
+    Args:
+        sampling_results (list[SamplingResult]): One per image.
+        cap (int, optional): Most positives per image; None keeps all.
+
+    Returns:
+        list[Tensor]: Per image, (K_i,) long indices into its positives.
+    """
+    keep = []
+    for res in sampling_results:
+        num_pos = len(res.pos_priors)
+        idx = torch.arange(num_pos, device=res.pos_priors.device)
+        if cap is not None and num_pos > cap:
+            idx = torch.randperm(num_pos, device=idx.device)[:cap].sort().values
+        keep.append(idx)
+    return keep
+
+
+def kept_rows(sampling_results: List[SamplingResult], keep: List[Tensor]) -> Tensor:
+    """Rows of the kept positives in the concatenation of all images' positives
+    (the order of the mask head's predictions and targets).
+
+    Returns:
+        Tensor: (K,) long indices.
+    """
+    rows, start = [], 0
+    for res, k in zip(sampling_results, keep):
+        rows.append(k + start)
+        start += len(res.pos_priors)
+    return torch.cat(rows)
