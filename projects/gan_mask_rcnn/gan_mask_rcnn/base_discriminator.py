@@ -46,8 +46,7 @@ class BaseDiscriminator(BaseModule):
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
-    # 2: the ``initial_params`` buffer; version-1 checkpoints take the loaded
-    # parameters as theta_D(0) (``_load_from_state_dict``)
+    # 2: with the ``initial_params`` buffer (written into a checkpoint's metadata)
     _version = 2
 
     def __init__(self, loss_weight: float, d_loss_weight: float = 1.0,
@@ -91,16 +90,3 @@ class BaseDiscriminator(BaseModule):
                                f'values but {self.initial_params.numel()} initial ones: '
                                'call reset_param_drift() after changing its layers')
         return (current - self.initial_params).norm()
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
-                              *args, **kwargs) -> None:
-        """Version 1 (before ``initial_params``): take the loaded parameters as
-        ``theta_D(0)``, so old checkpoints load strictly and the drift counts from
-        the load."""
-        key = prefix + 'initial_params'
-        version = local_metadata.get('version')
-        if key not in state_dict and (version is None or version < 2):
-            params = [state_dict.get(prefix + name) for name, _ in self.named_parameters()]
-            if all(p is not None for p in params):
-                state_dict[key] = torch.cat([p.flatten() for p in params])
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
