@@ -93,7 +93,7 @@ rehearse() {
   cd "$ROOT"
   PIP_NO_INDEX=1 exec "$replica/bin/python" "$ROOT/tools/gpu_check/run_check.py" \
     --carry "$CARRY" --device cpu --from-carry --budget "${GPU_REHEARSAL_BUDGET:-3600}" \
-    --cuda-arch "${GPU_REHEARSAL_CUDA_ARCH:-}" \
+    --cuda-arch "${GPU_REHEARSAL_CUDA_ARCH:-}" --cap-scale "${GPU_REHEARSAL_CAP_SCALE:-10}" \
     --wheel-cache "${GMR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gan_mask_rcnn}/rehearsal-wheels" \
     "$@"
 }

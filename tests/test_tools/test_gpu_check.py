@@ -219,6 +219,22 @@ def test_sigterm_ends_the_steps_and_keeps_what_they_did(tmp_path):
     assert proc.returncode != 0
 
 
+def test_cuda_home_is_the_toolkit_behind_an_nvcc_wrapper(tmp_path):
+    wrappers, toolkit = tmp_path / 'bin', tmp_path / 'cuda-13.0'
+    wrappers.mkdir()
+    (wrappers / 'nvcc').write_text(f'#!/bin/sh\nexec {toolkit}/bin/nvcc "$@"\n')
+    (wrappers / 'nvcc').chmod(0o755)
+    (toolkit / 'bin').mkdir(parents=True)
+    (toolkit / 'bin' / 'nvcc').write_text('')
+    (toolkit / 'lib64').mkdir()
+    (toolkit / 'lib64' / 'libcudart.so.13').write_text('')
+    env = dict(PATH=str(wrappers))
+    # nvcc's folder (tmp/bin/..) has no libcudart: the toolkit among the defaults
+    assert run_check.cuda_home(env, defaults=(str(toolkit),)) == str(toolkit)
+    assert run_check.cuda_home(env, defaults=()) == ''
+    assert run_check.cuda_home(dict(env, CUDA_HOME='/opt/cuda')) == '/opt/cuda'
+
+
 def _names(steps, skipped):
     return [s.name for s in steps if bool(s.skip) == skipped]
 

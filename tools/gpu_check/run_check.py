@@ -42,12 +42,35 @@ TAIL_LINES, TAIL_BYTES = 200, 2**16  # a step's last lines, kept past the cap
 
 
 def step_environment(site: str) -> Dict[str, str]:
-    """The check's environment: carried packages, the project and the probe importable."""
+    """The check's environment: carried packages, the project and the probe importable,
+    and ``CUDA_HOME`` where the toolkit is found (see ``cuda_home``)."""
     paths = [site, osp.join(REPO, 'projects', 'gan_mask_rcnn'),
              osp.join(REPO, 'tools', 'gpu_check')]
     env = dict(os.environ, PYTHONUNBUFFERED='1', PIP_NO_INDEX='1')
     env['PYTHONPATH'] = os.pathsep.join(paths + [p for p in [os.environ.get('PYTHONPATH')] if p])
+    home = cuda_home(env)
+    if home:
+        env['CUDA_HOME'] = home
     return env
+
+
+def cuda_home(env: Dict[str, str], defaults=('/usr/local/cuda',)) -> str:
+    """The CUDA toolkit the builds link against: ``CUDA_HOME`` or ``CUDA_PATH`` when
+    set, else the first of nvcc's folder and ``defaults`` that holds ``bin/nvcc`` and
+    a ``libcudart``; '' when none does. torch guesses the toolkit from nvcc's
+    folder, which a wrapper script on ``PATH`` (e.g. ``/usr/local/bin/nvcc``) gets
+    wrong: the link then fails on ``-lcudart``."""
+    for key in ('CUDA_HOME', 'CUDA_PATH'):
+        if env.get(key):
+            return env[key]
+    nvcc = shutil.which('nvcc', path=env.get('PATH'))
+    candidates = ([osp.dirname(osp.dirname(osp.realpath(nvcc)))] if nvcc else []) + list(defaults)
+    for home in candidates:
+        libs = glob.glob(osp.join(home, 'lib64', 'libcudart.so*')) + glob.glob(
+            osp.join(home, 'targets', '*', 'lib', 'libcudart.so*'))
+        if osp.exists(osp.join(home, 'bin', 'nvcc')) and libs:
+            return home
+    return ''
 
 
 def cuda_arch(python: str) -> str:
@@ -228,6 +251,9 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=None,
                         help='iterations of each timed training (default 30 on CUDA, 2 on CPU)')
     parser.add_argument('--budget', type=float, default=540, help='seconds for all steps')
+    parser.add_argument('--cap-scale', type=float, default=1.0,
+                        help='multiply each step\'s cap (a machine slower than the GPU '
+                             'machine, e.g. a rehearsal on few cores)')
     parser.add_argument('--jobs', type=int, default=os.cpu_count() or 4,
                         help='parallel compile jobs of the mmcv build')
     parser.add_argument('--dry-run', action='store_true', help='print the steps only')
@@ -256,6 +282,8 @@ def main(argv=None):
     wheels = osp.abspath(args.wheel_cache) if args.wheel_cache else None
     steps = build_plan(args.device, sys.executable, osp.abspath(args.carry), work, arch, iters,
                        args.jobs, from_carry, wheels)
+    for step in steps:
+        step.cap *= args.cap_scale
     estimate = estimate_seconds(steps)
     if args.dry_run:
         for step in steps:
