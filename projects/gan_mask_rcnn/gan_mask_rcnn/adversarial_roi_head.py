@@ -21,8 +21,8 @@ from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import InstanceList, OptConfigType
-from .discriminator_inputs import (decode_positive_boxes, distinct_gt_boxes, kept_rows,
-                                   positive_subset)
+from .discriminator_inputs import (DiscriminatorInputs, GeneratorPass,
+                                   decode_positive_boxes, distinct_gt_boxes, kept_rows)
 from .gradient_ratio import probe_gradient_ratio
 
 #: Discriminator kind -> attribute of the head.
@@ -44,44 +44,12 @@ LOG_NAMES = {
     ('grad_ratio', 'box', None): 'grad_ratio_g_box',
     ('grad_ratio', 'mask', None): 'grad_ratio_g_mask',
 }
-#: (kind, stage) -> the detached inputs of ``loss_discriminator`` of that kind.
-DiscriminatorInputs = Dict[Tuple[str, int], Tuple[Tensor, ...]]
 Stages = Union[str, Sequence[int]]
 
 
 def _zero_loss(*tensors: Tensor) -> Tensor:
     """A zero scalar connected to the graph of ``tensors`` (no positives)."""
     return sum(t.sum() for t in tensors) * 0
-
-
-class GeneratorPass:
-    """One adversarial forward of the generator: the weight scale of its terms,
-    the positives drawn for the discriminators (once per set of sampling results,
-    shared by the box and mask terms) and the inputs kept for the discriminator step.
-
-    Args:
-        weight_scale (float): Factor on every ``loss_g_*`` (the schedule's ramp).
-        max_rois_per_img (int, optional): Cap of ``positive_subset``.
-    """
-
-    def __init__(self, weight_scale: float, max_rois_per_img: Optional[int]) -> None:
-        self.weight_scale = float(weight_scale)
-        self.max_rois_per_img = max_rois_per_img
-        self.inputs: DiscriminatorInputs = {}
-        self._subsets: Dict[int, Tuple[List[SamplingResult], List[Tensor]]] = {}
-
-    def positives(self, stage: int, sampling_results: List[SamplingResult]) -> List[Tensor]:
-        """Per image, (K_i,) indices of the positives the discriminators see."""
-        drawn = self._subsets.get(stage)
-        if drawn is None or drawn[0] is not sampling_results:
-            drawn = (sampling_results, positive_subset(sampling_results,
-                                                       self.max_rois_per_img))
-            self._subsets[stage] = drawn
-        return drawn[1]
-
-    def scaled(self, outputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """``outputs`` with its ``loss`` multiplied by the weight scale."""
-        return {k: self.weight_scale * v if k == 'loss' else v for k, v in outputs.items()}
 
 
 class AdversarialRoIHeadMixin:

@@ -1,15 +1,18 @@
 """What the discriminators of GAN Mask R-CNN see, from the RoI sampler's output: the
 positives they score (all, or a random subset per image), the box head's regression
 of each, decoded (fake), and the ground-truth boxes of those positives, each box
-once (real).
+once (real); and ``GeneratorPass``, which collects them during one generator forward.
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from mmdet.models.roi_heads.bbox_heads import BBoxHead
 from mmdet.models.task_modules.samplers import SamplingResult
+
+#: (kind, stage) -> the detached inputs of ``loss_discriminator`` of that kind.
+DiscriminatorInputs = Dict[Tuple[str, int], Tuple[Tensor, ...]]
 
 
 def decode_positive_boxes(bbox_head: BBoxHead, bbox_pred: Tensor,
@@ -100,3 +103,33 @@ def kept_rows(sampling_results: List[SamplingResult], keep: List[Tensor]) -> Ten
         rows.append(k + start)
         start += len(res.pos_priors)
     return torch.cat(rows)
+
+
+class GeneratorPass:
+    """One adversarial forward of the generator: the weight scale of its terms,
+    the positives drawn for the discriminators (once per set of sampling results,
+    shared by the box and mask terms) and the inputs kept for the discriminator step.
+
+    Args:
+        weight_scale (float): Factor on every ``loss_g_*`` (the schedule's ramp).
+        max_rois_per_img (int, optional): Cap of ``positive_subset``.
+    """
+
+    def __init__(self, weight_scale: float, max_rois_per_img: Optional[int]) -> None:
+        self.weight_scale = float(weight_scale)
+        self.max_rois_per_img = max_rois_per_img
+        self.inputs: DiscriminatorInputs = {}
+        self._subsets: Dict[int, Tuple[List[SamplingResult], List[Tensor]]] = {}
+
+    def positives(self, stage: int, sampling_results: List[SamplingResult]) -> List[Tensor]:
+        """Per image, (K_i,) indices of the positives the discriminators see."""
+        drawn = self._subsets.get(stage)
+        if drawn is None or drawn[0] is not sampling_results:
+            drawn = (sampling_results, positive_subset(sampling_results,
+                                                       self.max_rois_per_img))
+            self._subsets[stage] = drawn
+        return drawn[1]
+
+    def scaled(self, outputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """``outputs`` with its ``loss`` multiplied by the weight scale."""
+        return {k: self.weight_scale * v if k == 'loss' else v for k, v in outputs.items()}

@@ -23,7 +23,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from mmdet.models.detectors import TwoStageDetector
-from .adversarial_roi_head import AdversarialRoIHeadMixin, DiscriminatorInputs
+from .adversarial_roi_head import AdversarialRoIHeadMixin
+from .discriminator_inputs import DiscriminatorInputs
 from .gan_optim_wrapper_constructor import check_gan_optim_wrapper
 from .training_guards import NormStatistics, all_ranks_finite, frozen, guarded_update
 
