@@ -84,3 +84,15 @@ def test_end_to_end_prints_ratios_of_its_medians(tmp_path):
     per_batch = dict(re.findall(r'^\| (train|inference) time, per-batch ratio \(median, '
                                 r'quartiles\) \| +\| +\| ([0-9.]+) \|$', out.stdout, flags=re.M))
     assert per_batch == {'train': rows[0][4], 'inference': rows[2][4]}, out.stdout
+
+
+def test_cfg_options_reach_both_configs_and_gan_options_the_gan_only(tmp_path):
+    """R50 pairs are the R18 configs with --cfg-options (no R50 config of its own)."""
+    configs = [os.path.join(REPO, 'configs', 'gan_cascade_rcnn', name) for name in (
+        'cascade-mask-rcnn_r18_fpn_shapes-cpu.py', 'gan-cascade-mask-rcnn_r18_fpn_shapes-cpu.py')]
+    r50 = {'model.backbone.depth': 50, 'model.neck.in_channels': [256, 512, 1024, 2048]}
+    base, gan = bench['load_configs'](configs, {'model.d_steps': 2}, 64, str(tmp_path), r50)
+    for cfg in (base, gan):
+        assert cfg.model.backbone.depth == 50
+        assert cfg.model.neck.in_channels == [256, 512, 1024, 2048]
+    assert gan.model.d_steps == 2 and 'd_steps' not in base.model

@@ -273,6 +273,9 @@ def add_pair_args(parser: argparse.ArgumentParser, iters: int, warmup: int) -> N
     parser.add_argument('--iters', type=int, default=iters, help='measured iterations')
     parser.add_argument('--warmup', type=int, default=warmup, help='unmeasured iterations')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='overrides of both configs, e.g. model.backbone.depth=50 '
+                        'model.neck.in_channels=[256,512,1024,2048]')
     parser.add_argument('--gan-options', nargs='+', action=DictAction, default={},
                         help='overrides of the GAN config only, e.g. '
                         'model.roi_head.max_disc_rois_per_img=8')
@@ -287,10 +290,14 @@ def parse_args():
     return parser.parse_args()
 
 
-def load_configs(paths: List[str], gan_options: dict, size: int, tmp: str) -> List[Config]:
-    """The baseline and the GAN config (``gan_options`` merged into the latter); when
-    their training data are absent, both read a synthetic set generated in ``tmp``."""
+def load_configs(paths: List[str], gan_options: dict, size: int, tmp: str,
+                 cfg_options: Optional[dict] = None) -> List[Config]:
+    """The baseline and the GAN config (``cfg_options`` merged into both,
+    ``gan_options`` into the latter); when their training data are absent, both read
+    a synthetic set generated in ``tmp``."""
     cfgs = [Config.fromfile(c) for c in paths]
+    for cfg in cfgs:
+        cfg.merge_from_dict(cfg_options or {})
     cfgs[1].merge_from_dict(gan_options)
     train_set = cfgs[0].train_dataloader.dataset
     if not osp.exists(osp.join(train_set.get('data_root', ''), train_set.ann_file)):
@@ -306,7 +313,8 @@ def load_configs(paths: List[str], gan_options: dict, size: int, tmp: str) -> Li
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cfgs = load_configs(args.configs, args.gan_options, args.size, tmp)
+        cfgs = load_configs(args.configs, args.gan_options, args.size, tmp,
+                            args.cfg_options)
         rows = run(cfgs, args.iters, args.warmup, args.device)
     print(f'device: {args.device}, torch threads: {torch.get_num_threads()}, '
           f'{args.iters} measured iterations after {args.warmup} warm-up ones')

@@ -137,7 +137,7 @@ def parse_args():
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cfgs = load_configs(args.configs, args.gan_options, args.size, tmp)
+        cfgs = load_configs(args.configs, args.gan_options, args.size, tmp, args.cfg_options)
         baseline, gan = run(cfgs, args.iters, args.warmup, args.device, args.by_shape)
     print(f'device: {args.device}, torch threads: {torch.get_num_threads()}, '
           f'{args.iters} profiled iterations of each model after {args.warmup} warm-up '
