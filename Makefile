@@ -18,7 +18,7 @@ data: setup
 
 # The prepared GPU check (tools/gpu_check.sh): `gpu-check-prepare` fills gpu_carry/ (pip
 # only, no .venv), `gpu-check` runs on the GPU machine, `gpu-check-rehearsal` builds a
-# replica of the GPU image's Python and runs the check from gpu_carry/ in it with no
+# replica of the GPU machine's Python and runs the check from gpu_carry/ in it with no
 # package index, `gpu-check-cpu` runs the steps in .venv.
 .PHONY: gpu-check-prepare gpu-check gpu-check-rehearsal gpu-check-cpu
 gpu-check-prepare:

@@ -5,12 +5,12 @@
 #   tools/gpu_check.sh prepare     # with a package index: fill gpu_carry/
 #   tools/gpu_check.sh run         # on the GPU machine, gpu_carry/ beside the checkout
 #   tools/gpu_check.sh rehearse    # on a CPU: `run`'s install, builds, tests and trainings
-#                                  # in a replica of the GPU image's Python (no index)
+#                                  # in a replica of the GPU machine's Python (no index)
 #
 # `prepare` downloads, for the GPU machine's Python (GPU_PY_VERSION, default 3.12) on
 # x86-64, the wheels of mmengine, mmdet, pycocotools and faster-coco-eval and of those
-# requirements the GPU image lacks (GPU_CARRY_WHEELS overrides the list), the mmcv
-# sdist (built there with its CUDA ops) and setuptools 80.9 for an image whose
+# requirements the GPU machine lacks (GPU_CARRY_WHEELS overrides the list), the mmcv
+# sdist (built there with its CUDA ops) and setuptools 80.9 for a Python whose
 # setuptools lacks pkg_resources. It needs no virtualenv: pip reads the sdist's
 # metadata with that setuptools pinned. It stops when the folder outgrows
 # GPU_CARRY_LIMIT_MIB (default 56).

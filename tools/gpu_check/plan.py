@@ -9,7 +9,7 @@ Three modes:
   and GAN trainings with ``--amp``, a resume, an NCCL launch), then the PrRoIPool
   benchmark and the timed GAN / baseline comparison, each alone on the machine.
 * ``cpu`` with ``from_carry``: the rehearsal of the above on a CPU machine whose
-  Python replicates the GPU image: the same install and builds (mmcv's CPU ops, the
+  Python replicates the GPU machine's: the same install and builds (mmcv's CPU ops, the
   project's CUDA kernels compiled when ``cuda_arch`` is given), the CPU tests, the
   trainings for a few iterations, the resume and a two-process gloo launch.
 * ``cpu``: the same tests and trainings in the current environment (no install).
