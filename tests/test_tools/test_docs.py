@@ -1,5 +1,5 @@
 """The documents and configs speak of the project, not of where or how it was built:
-no machine, session or work-item notes; the top README holds no commit-tied figure
+nothing about the computers or the process behind it; the top README holds no commit-tied figure
 (dated status lives in the experiment record); the package README links nothing
 outside the repository.
 

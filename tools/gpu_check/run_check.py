@@ -152,14 +152,15 @@ class Running:
         return read_result(self.step, rc, output, time.monotonic() - self.start)
 
 
-def blocked_by(step: Step, results: Dict[str, StepResult], steps: List[Step]) -> str:
-    """Why ``step`` cannot run: a needed step that did not end ok, or a missing program."""
-    preset = {s.name for s in steps if s.skip.startswith(NOT_IN_MODE)}
+def blocked_by(step: Step, results: Dict[str, StepResult], left_out: set,
+               missing_tools: Dict[str, List[str]]) -> str:
+    """Why ``step`` cannot run: a needed step that did not end ok (one ``left_out`` of
+    this mode does not count), or a missing program."""
     for name in step.needs:
         r = results.get(name)
-        if r is not None and r.status != OK and name not in preset:
+        if r is not None and r.status != OK and name not in left_out:
             return f'needs {name} ({r.status})'
-    missing = [t for t in step.tools if shutil.which(t) is None]
+    missing = missing_tools.get(step.name)
     return f'needs {" and ".join(missing)} on PATH' if missing else ''
 
 
@@ -186,7 +187,10 @@ def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str
     previous = {sig: signal.signal(sig, _raise_stopped)
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _schedule(steps, env, deadline, logs, out, pending, running, results, finish)
+        _schedule(steps, env, deadline, logs, out, pending, running, results, finish,
+                  left_out={s.name for s in steps if s.skip.startswith(NOT_IN_MODE)},
+                  missing_tools={s.name: [t for t in s.tools if shutil.which(t) is None]
+                                 for s in steps})
     except Stopped as why:
         for r in running:
             r.stop()
@@ -201,8 +205,10 @@ def run_steps(steps: List[Step], env: Dict[str, str], deadline: float, logs: str
     return [results[s.name] for s in steps]
 
 
-def _schedule(steps, env, deadline, logs, out, pending, running, results, finish) -> None:
-    """``run_steps``' loop: end, skip and start steps until none is left."""
+def _schedule(steps, env, deadline, logs, out, pending, running, results, finish, left_out,
+              missing_tools) -> None:
+    """``run_steps``' loop: end, skip and start steps until none is left (what each
+    mode leaves out and which programs are missing are found once, before it)."""
     while pending or running:
         for r in list(running):
             rc = r.proc.poll()
@@ -214,7 +220,7 @@ def _schedule(steps, env, deadline, logs, out, pending, running, results, finish
             running.remove(r)
             finish(r.result(rc))
         for step in list(pending):
-            why = step.skip or blocked_by(step, results, steps)
+            why = step.skip or blocked_by(step, results, left_out, missing_tools)
             left = deadline - time.monotonic()
             if not why and left < MIN_STEP_SECONDS:
                 why = 'no time left of the budget'
