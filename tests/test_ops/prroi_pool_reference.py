@@ -90,3 +90,23 @@ def prroi_pool_reference(features: Tensor,
     if not outputs:
         return features.new_zeros(0, features.shape[1], out_h, out_w)
     return torch.stack(outputs)
+
+
+def error_bound(rois, output_size: Union[int, Sequence[int]], spatial_scale: float,
+                features: Tensor, step: float) -> float:
+    """The module's bound on ``prroi_pool_reference``'s error for these RoIs: the
+    smallest positive bin extent b_min gives ``(1 + 1 / b_min) * max|F| * step**2``.
+
+    Args:
+        rois (Sequence | Tensor): (K, 5) ``[batch_index, x1, y1, x2, y2]``.
+        output_size (int | tuple[int, int]): (out_h, out_w) bins.
+        spatial_scale (float): Feature-map pixels per input pixel.
+        features (Tensor): The pooled features (any shape).
+        step (float): The reference's sample spacing.
+    """
+    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else output_size
+    rows = rois.tolist() if isinstance(rois, Tensor) else rois
+    extents = [(r[3] - r[1]) * spatial_scale / out_w for r in rows] + \
+        [(r[4] - r[2]) * spatial_scale / out_h for r in rows]
+    b_min = min([e for e in extents if e > 0], default=1.0)
+    return (1 + 1 / b_min) * features.abs().max().item() * step**2

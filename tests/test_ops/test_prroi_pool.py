@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from gan_mask_rcnn.ops import PrRoIPool, prroi_pool
-from prroi_pool_reference import prroi_pool_reference
+from prroi_pool_reference import error_bound, prroi_pool_reference
 
 DEVICES = [
     'cpu',
@@ -55,16 +55,6 @@ def _features(dtype, device, shape=(2, 3, 9, 11)):
         dtype=dtype, device=device)
 
 
-def _tolerance(rois, output_size, scale, features):
-    """The reference's error bound for these rois (valid bins only)."""
-    out_h, out_w = (output_size, ) * 2 if isinstance(output_size,
-                                                     int) else output_size
-    extents = [(r[3] - r[1]) * scale / out_w for r in rois] + \
-        [(r[4] - r[2]) * scale / out_h for r in rois]
-    b_min = min([e for e in extents if e > 0], default=1.0)
-    return (1 + 1 / b_min) * features.abs().max().item() * STEP**2
-
-
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('case', list(CASES))
@@ -78,7 +68,7 @@ def test_forward_matches_numerical_integration(case, dtype, device):
                                output_size,
                                scale,
                                step=STEP)
-    atol = _tolerance(rois, output_size, scale, feats)
+    atol = error_bound(rois, output_size, scale, feats, STEP)
     atol += 1e-5 if dtype == torch.float32 else 0
     assert out.dtype == dtype and out.shape == ref.shape
     torch.testing.assert_close(out.double().cpu(), ref, rtol=0, atol=atol)
@@ -444,8 +434,7 @@ def test_shared_header_cuda_path_math_on_host(tmp_path):
         edges = [bilinear_surface(plane[None], ys, torch.tensor([x])) for x in (x1, x2)] + \
                 [bilinear_surface(plane[None], torch.tensor([y]), xs) for y in (y1, y2)]
         ref = torch.stack([avg.flatten()[0]] + [e.mean() for e in edges])
-        b_min = min(x2 - x1, y2 - y1)
-        atol = (1 + 1 / b_min) * plane.abs().max().item() * STEP**2
+        atol = error_bound([[0, x1, y1, x2, y2]], 1, 1.0, plane, STEP)
         torch.testing.assert_close(row[:5], ref, rtol=0, atol=atol)
         eps, corners = 1e-6, [x1, y1, x2, y2]
         finite_diff = []

@@ -16,7 +16,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from gan_mask_rcnn.ops import prroi_pool, prroi_pool_max_levels
-from prroi_pool_reference import prroi_pool_reference
+from prroi_pool_reference import error_bound, prroi_pool_reference
 
 CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')]
 DEVICE_DTYPES = [('cpu', torch.float32), ('cpu', torch.float64)] + [
@@ -130,7 +130,7 @@ class TestPrRoIPool(RoIOpTester):
 
     def expected_fn(self, features, rois):
         ref = prroi_pool_reference(features, rois, self.output_size, self.scale, step=STEP)
-        return ref, _integration_bound(rois, self.output_size, self.scale, features)
+        return ref, error_bound(rois, self.output_size, self.scale, features, STEP)
 
 
 class TestPrRoIPoolMaxLevels(RoIOpTester):
@@ -151,15 +151,7 @@ class TestPrRoIPoolMaxLevels(RoIOpTester):
     def expected_fn(self, features, rois):
         refs = [prroi_pool_reference(f, rois, self.output_size, s, step=STEP)
                 for f, s in zip(features, self.scales)]
-        bound = max(_integration_bound(rois, self.output_size, s, f)
+        bound = max(error_bound(rois, self.output_size, s, f, STEP)
                     for f, s in zip(features, self.scales))
         return reduce(torch.maximum, refs), bound
 
-
-def _integration_bound(rois, output_size, scale, features):
-    """The reference's error bound for these RoIs (bins of positive extent)."""
-    out_h, out_w = output_size
-    extents = [(r[3] - r[1]) * scale / out_w for r in rois.tolist()] + \
-        [(r[4] - r[2]) * scale / out_h for r in rois.tolist()]
-    b_min = min([e for e in extents if e > 0], default=1.0)
-    return (1 + 1 / b_min) * features.abs().max().item() * STEP**2
