@@ -19,7 +19,8 @@ CONFIG_FILES = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'co
                                                               recursive=True))
 # notes about the machines or the process behind the project
 PROCESS = re.compile(r'2-core|this machine|\bsessions?\b|\bengineer\b|\bissue \d+|'
-                     r'\.\./shared/|/work/', re.I)
+                     r'\.\./shared/|/work/|'
+                     r'(?<!GPU )\bmachines?\b', re.I)  # a CPU is named by its kernel set
 
 
 @pytest.mark.parametrize('path', DOCS + CONFIG_FILES + ['setup.cfg'])
